@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""Benchmark runner: parameters, MACs and images/second of registered models.
+
+    python benchmarks/run.py MODEL [MODEL ...] [--batch 8] [--size 224] [--xla]
+
+MODEL is a registry name (`tfvision.models.list_models()`) or one of the peer models
+below, optionally suffixed `@SIZE` or `@SIZExBATCH` to override --size / --batch for that
+model; all are measured in the same process so their numbers are comparable:
+
+    resnet50_keras           tf_keras.applications.ResNet50 (weights=None)
+    kecam:<Name>             keras_cv_attention_models.<module>.<Name>(pretrained=None),
+                             e.g. kecam:resnest.ResNest50, kecam:botnet.BotNet50
+                             (optional [bench] extra; run in TF_USE_LEGACY_KERAS mode)
+
+MACs are analytic: counted from the traced inference graph (convolutions and matrix
+products; see tfvision/utils/flops.py). Throughput is inference (training=False) on
+random pixels after warm-up, optionally XLA-compiled; `--train` times training steps
+(forward + backward + SGD update) instead.
+"""
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import tf_keras  # noqa: E402
+
+from tfvision.models import create_model  # noqa: E402
+from tfvision.utils.flops import count_macs, format_count  # noqa: E402
+
+
+def build_peer(name, size, include_top):
+  """Builds a model that is not in our registry."""
+  if name == "resnet50_keras":
+    return tf_keras.applications.ResNet50(
+        weights=None, include_top=include_top, input_shape=(size, size, 3))
+  if name.startswith("kecam:"):
+    import importlib  # pylint: disable=import-outside-toplevel
+    module_name, _, cls_name = name[len("kecam:"):].rpartition(".")
+    module = importlib.import_module(f"keras_cv_attention_models.{module_name}")
+    kwargs = dict(pretrained=None, input_shape=(size, size, 3))
+    if not include_top:
+      kwargs["num_classes"] = 0
+    return getattr(module, cls_name)(**kwargs)
+  return None
+
+
+def build(name, size, include_top, output_stride):
+  peer = build_peer(name, size, include_top)
+  if peer is not None:
+    return peer
+  kwargs = dict(include_top=include_top, input_shape=(size, size, 3))
+  if output_stride:
+    kwargs["output_stride"] = output_stride
+  return create_model(name, **kwargs)
+
+
+def time_inference(model, images, xla, min_seconds, min_iters):
+  fn = tf.function(lambda x: model(x, training=False), jit_compile=xla)
+  tf.nest.map_structure(lambda t: t.numpy(), fn(images))  # trace / compile
+  for _ in range(2):
+    tf.nest.map_structure(lambda t: t.numpy(), fn(images))
+  iters, start = 0, time.perf_counter()
+  while iters < min_iters or time.perf_counter() - start < min_seconds:
+    tf.nest.map_structure(lambda t: t.numpy(), fn(images))
+    iters += 1
+  elapsed = time.perf_counter() - start
+  return elapsed / iters
+
+
+def time_training(model, images, xla, min_seconds, min_iters):
+  optimizer = tf_keras.optimizers.SGD(1e-3, momentum=0.9)
+
+  @tf.function(jit_compile=xla)
+  def step(x):
+    with tf.GradientTape() as tape:
+      out = model(x, training=True)
+      loss = tf.add_n([tf.reduce_mean(tf.cast(t, tf.float32) ** 2)
+                       for t in tf.nest.flatten(out)])
+    grads = tape.gradient(loss, model.trainable_variables)
+    optimizer.apply_gradients(zip(grads, model.trainable_variables))
+    return loss
+
+  for _ in range(3):
+    step(images).numpy()
+  iters, start = 0, time.perf_counter()
+  while iters < min_iters or time.perf_counter() - start < min_seconds:
+    step(images).numpy()
+    iters += 1
+  return (time.perf_counter() - start) / iters
+
+
+def parse_model_spec(spec, default_size, default_batch):
+  """"name@SIZExBATCH" -> (name, size, batch); the suffix parts are optional."""
+  name, _, suffix = spec.partition("@")
+  size, batch = default_size, default_batch
+  if suffix:
+    size_text, _, batch_text = suffix.partition("x")
+    try:
+      size = int(size_text)
+      batch = int(batch_text) if batch_text else default_batch
+    except ValueError:
+      raise SystemExit(f"model spec must be NAME[@SIZE[xBATCH]], received {spec!r}")
+  if size < 1 or batch < 1:
+    raise SystemExit(f"size and batch must be >= 1, received {spec!r}")
+  return name, size, batch
+
+
+def machine():
+  cpu = platform.processor() or ""
+  try:
+    with open("/proc/cpuinfo", encoding="utf-8") as handle:
+      for line in handle:
+        if line.startswith("model name"):
+          cpu = line.split(":", 1)[1].strip()
+          break
+  except OSError:
+    pass
+  gpus = tf.config.list_physical_devices("GPU")
+  return (f"{cpu} x{os.cpu_count()} cores, TF {tf.__version__}"
+          + (f", {len(gpus)} GPU(s)" if gpus else ", CPU only"))
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("models", nargs="+")
+  parser.add_argument("--batch", type=int, default=8)
+  parser.add_argument("--size", type=int, default=224)
+  parser.add_argument("--xla", action="store_true", help="jit_compile the timed function")
+  parser.add_argument("--train", action="store_true", help="time training steps")
+  parser.add_argument("--backbone", action="store_true",
+                      help="include_top=False (endpoints) instead of the classifier")
+  parser.add_argument("--output-stride", type=int, default=None)
+  parser.add_argument("--min-seconds", type=float, default=10.0)
+  parser.add_argument("--min-iters", type=int, default=3)
+  parser.add_argument("--no-macs", action="store_true")
+  parser.add_argument("--json", default=None, help="append one JSON line per model here")
+  args = parser.parse_args(argv)
+  for key, value in (("batch", args.batch), ("size", args.size)):
+    if value < 1:
+      parser.error(f"--{key} must be >= 1, received {value}")
+
+  print(f"# {machine()}")
+  print(f"# default batch {args.batch}, size {args.size}, xla={args.xla}, "
+        f"{'training' if args.train else 'inference'}, "
+        f"{'backbone' if args.backbone else 'with classifier'}"
+        + (f", output_stride {args.output_stride}" if args.output_stride else ""))
+  header = f"{'model':34s} {'params':>12s} {'MACs/img':>10s} {'img/s':>8s} {'ms/batch':>9s} {'GMAC/s':>8s}"
+  print(header)
+  for spec in args.models:
+    name, size, batch = parse_model_spec(spec, args.size, args.batch)
+    tf_keras.backend.clear_session()
+    images = tf.constant(np.random.RandomState(0).uniform(
+        0, 255, (batch, size, size, 3)).astype("float32"))
+    model = build(name, size, not args.backbone, args.output_stride)
+    params = int(sum(np.prod(v.shape) for v in model.trainable_variables))
+    macs = None if args.no_macs else count_macs(model, (size, size, 3))
+    timer = time_training if args.train else time_inference
+    seconds = timer(model, images, args.xla, args.min_seconds, args.min_iters)
+    ips = batch / seconds
+    gmacs = (macs * ips / 1e9) if macs else float("nan")
+    print(f"{spec:34s} {params:12,d} {format_count(macs) if macs else '-':>10s} "
+          f"{ips:8.2f} {seconds * 1e3:9.1f} {gmacs:8.1f}", flush=True)
+    if args.json:
+      with open(args.json, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(dict(
+            model=name, params=params, macs=macs, images_per_second=ips,
+            seconds_per_batch=seconds, batch=batch, size=size, xla=args.xla,
+            train=args.train, backbone=args.backbone, output_stride=args.output_stride,
+            machine=machine())) + "\n")
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,174 @@
+"""ConvNormAct, GlobalContext and Switchable Atrous Convolution."""
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+
+from tfvision.layers import ConvNormAct, GlobalContext, SwitchableAtrousConv2D
+from tfvision.layers.conv import symmetric_padding
+
+
+def _rand(shape, seed=0):
+  return np.random.RandomState(seed).normal(size=shape).astype("float32")
+
+
+def _roundtrip(layer, inputs):
+  """get_config -> from_config gives the same config and, with weights, the same output."""
+  out = layer(inputs)
+  config = layer.get_config()
+  clone = type(layer).from_config(config)
+  clone(inputs)
+  clone.set_weights(layer.get_weights())
+  assert clone.get_config() == config
+  np.testing.assert_allclose(clone(inputs).numpy(), out.numpy(), atol=1e-6)
+
+
+def test_symmetric_padding_values():
+  assert symmetric_padding(3) == (1, 1)
+  assert symmetric_padding(7) == (3, 3)
+  assert symmetric_padding(3, 2) == (2, 2)
+  assert symmetric_padding(2) == (0, 1)
+
+
+@pytest.mark.parametrize("size", [8, 9])
+def test_strided_conv_pads_symmetrically_like_pytorch(size):
+  x = _rand((1, size, size, 3))
+  layer = ConvNormAct(4, 3, strides=2, norm=None, activation=None)
+  y = layer(x).numpy()
+  kernel = layer.conv.kernel.numpy()
+  # PyTorch's Conv2d(padding=1, stride=2): pad one zero on every side, then "valid".
+  padded = np.pad(x, [(0, 0), (1, 1), (1, 1), (0, 0)])
+  expected = tf.nn.conv2d(padded, kernel, strides=2, padding="VALID").numpy()
+  expected = expected + layer.conv.bias.numpy()
+  np.testing.assert_allclose(y, expected, atol=1e-5)
+  assert y.shape[1] == (size + 1) // 2
+  # TF's own "same" would differ for even sizes (extra padding bottom/right only).
+  tf_same = tf.nn.conv2d(x, kernel, strides=2, padding="SAME").numpy() + layer.conv.bias.numpy()
+  if size % 2 == 0:
+    assert not np.allclose(tf_same, y, atol=1e-5)
+
+
+def test_conv_norm_act_bn_activation_and_bias_default():
+  layer = ConvNormAct(6, 1, activation="relu")
+  y = layer(_rand((2, 5, 5, 3)), training=False).numpy()
+  assert (y >= 0).all()
+  assert not layer.conv.use_bias  # BN follows, so no bias
+  assert ConvNormAct(6, 1, norm=None).use_bias  # no norm: bias by default
+
+
+def test_conv_norm_act_config_roundtrip():
+  _roundtrip(ConvNormAct(8, 3, strides=2, dilation_rate=1, groups=2, activation="relu",
+                         gamma_initializer="zeros"), _rand((1, 9, 9, 4)))
+  _roundtrip(ConvNormAct(4, 3, switchable_atrous=True), _rand((1, 9, 9, 4)))
+  _roundtrip(ConvNormAct(4, 3, strides=2, switchable_atrous=True), _rand((1, 9, 9, 4)))
+
+
+@pytest.mark.parametrize("kwargs, arg", [
+    (dict(filters=0), "filters"), (dict(filters=4, strides=0), "strides"),
+    (dict(filters=4, padding="reflect"), "padding"), (dict(filters=6, groups=4), "filters"),
+    (dict(filters=4, norm="layer"), "norm"), (dict(filters=4, dilation_rate=0), "dilation_rate"),
+])
+def test_conv_norm_act_bad_arguments(kwargs, arg):
+  with pytest.raises(ValueError, match=arg):
+    ConvNormAct(**kwargs)
+
+
+def test_global_context_zero_init_is_identity_then_adds_projected_mean():
+  x = _rand((2, 4, 5, 3))
+  layer = GlobalContext()
+  np.testing.assert_allclose(layer(x).numpy(), x)
+  kernel = _rand((1, 1, 3, 3), seed=1)
+  bias = _rand((3,), seed=2)
+  layer.conv.set_weights([kernel, bias])
+  mean = x.mean(axis=(1, 2))
+  expected = x + (mean @ kernel[0, 0] + bias)[:, None, None, :]
+  np.testing.assert_allclose(layer(x).numpy(), expected, atol=1e-5)
+  _roundtrip(layer, x)
+
+
+def _sac_with_switch(switch_value, rate):
+  layer = SwitchableAtrousConv2D(5, 3, dilation_rate=rate, global_context=False)
+  x = _rand((2, 17, 15, 4))
+  layer(x)
+  layer.switch.set_weights([np.zeros((1, 1, 4, 1), "float32"),
+                            np.full((1,), switch_value, "float32")])
+  return layer, x
+
+
+@pytest.mark.parametrize("rate", [1, 2])
+def test_sac_switch_zero_is_plain_conv_at_rate_r(rate):
+  layer, x = _sac_with_switch(0.0, rate)
+  kernel = layer.kernel.numpy()
+  expected = tf.nn.conv2d(x, kernel, 1, "SAME", dilations=rate).numpy()
+  wrong = tf.nn.conv2d(x, kernel, 1, "SAME", dilations=3 * rate).numpy()
+  np.testing.assert_allclose(layer(x).numpy(), expected, atol=1e-5)
+  assert not np.allclose(expected, wrong, atol=1e-3)
+
+
+@pytest.mark.parametrize("rate", [1, 2])
+def test_sac_switch_one_is_plain_conv_at_rate_3r(rate):
+  layer, x = _sac_with_switch(1.0, rate)
+  kernel = layer.kernel.numpy()
+  expected = tf.nn.conv2d(x, kernel, 1, "SAME", dilations=3 * rate).numpy()
+  np.testing.assert_allclose(layer(x).numpy(), expected, atol=1e-5)
+  # The same weights as a Keras Conv2D at rate 3r give the same output.
+  conv = tf_keras.layers.Conv2D(5, 3, padding="same", dilation_rate=3 * rate, use_bias=False)
+  conv.build(x.shape)
+  conv.set_weights([kernel])
+  np.testing.assert_allclose(layer(x).numpy(), conv(x).numpy(), atol=1e-5)
+
+
+def test_sac_switch_is_location_dependent_mixture():
+  layer = SwitchableAtrousConv2D(3, 3, global_context=False)
+  x = _rand((1, 12, 12, 2))
+  layer(x)
+  switch_kernel = _rand((1, 1, 2, 1), seed=3)
+  layer.switch.set_weights([switch_kernel, np.array([0.5], "float32")])
+  kernel = layer.kernel.numpy()
+  small = tf.nn.conv2d(x, kernel, 1, "SAME", dilations=1).numpy()
+  large = tf.nn.conv2d(x, kernel, 1, "SAME", dilations=3).numpy()
+  pooled = tf.nn.avg_pool2d(x, 5, 1, "SAME").numpy()  # TF excludes the border
+  switch = pooled @ switch_kernel[0, 0] + 0.5
+  expected = (1 - switch) * small + switch * large
+  np.testing.assert_allclose(layer(x).numpy(), expected, atol=1e-5)
+  assert switch.std() > 0.01  # the switch really varies over locations
+
+
+def test_sac_global_context_before_and_after():
+  layer = SwitchableAtrousConv2D(4, 3, global_context=True)
+  x = _rand((1, 7, 7, 3))
+  layer(x)
+  assert len(layer.trainable_weights) == 1 + 2 + 2 + 2  # kernel, switch, 2 x context
+  for context, seed in ((layer.pre_context, 5), (layer.post_context, 6)):
+    channels = context.conv.kernel.shape[-1]
+    context.conv.set_weights([_rand((1, 1, channels, channels), seed),
+                              _rand((channels,), seed + 10)])
+  pre = layer.pre_context(x).numpy()
+  conv = tf.nn.conv2d(pre, layer.kernel.numpy(), 1, "SAME").numpy()  # switch is 0
+  expected = layer.post_context(conv).numpy()
+  np.testing.assert_allclose(layer(x).numpy(), expected, atol=1e-5)
+  _roundtrip(layer, x)
+
+
+def test_conv_norm_act_uses_sac_only_at_stride_one():
+  unstrided = ConvNormAct(4, 3, switchable_atrous=True)
+  strided = ConvNormAct(4, 3, strides=2, switchable_atrous=True)
+  assert isinstance(unstrided.conv, SwitchableAtrousConv2D)
+  assert isinstance(strided.conv, tf_keras.layers.Conv2D)
+  assert strided.pre_context is not None and strided.post_context is not None
+
+
+def test_sac_runs_under_xla_and_bfloat16():
+  x = _rand((1, 9, 9, 4))
+  layer = SwitchableAtrousConv2D(4, 3)
+  eager = layer(x)
+  compiled = tf.function(layer, jit_compile=True)(x)
+  np.testing.assert_allclose(compiled.numpy(), eager.numpy(), atol=1e-5)
+  tf_keras.mixed_precision.set_global_policy("mixed_bfloat16")
+  try:
+    bf_layer = SwitchableAtrousConv2D(4, 3)
+    out = bf_layer(x)
+    assert out.dtype == tf.bfloat16
+    assert np.isfinite(tf.cast(out, tf.float32).numpy()).all()
+  finally:
+    tf_keras.mixed_precision.set_global_policy("float32")
