@@ -96,8 +96,10 @@ def test_multi_grid_changes_rates_not_parameters():
 def test_se_and_sac_switches():
   plain = _blocks(SWideRNet(use_se=False, sac_beyond_stride=0, **TINY))
   full = _blocks(SWideRNet(**TINY))
+  paper = _blocks(SWideRNet(se_beyond_stride=4, **TINY))
   assert not any(b.use_se or b.switchable_atrous for b in plain)
   assert all(b.use_se for b in full)
+  assert [b.use_se for b in paper] == [False] * 3 + [True] * (len(paper) - 3)
   assert [b.switchable_atrous for b in full][-3:] == [True] * 3
   assert not any(b.switchable_atrous for b in full[:-3])
 
@@ -136,7 +138,7 @@ def test_registry_names_every_paper_variant():
     (dict(output_stride=12), "output_stride"), (dict(input_shape=(224, 224)), "input_shape"),
     (dict(input_shape=(224, 224, 1)), "input_shape"), (dict(sac_beyond_stride=3),
                                                        "sac_beyond_stride"),
-    (dict(multi_grid=(1, 2, 4, 8)), "multi_grid"), (dict(num_classes=0), "num_classes"),
+    (dict(multi_grid=(1, 2, 4, 8)), "multi_grid"), (dict(se_beyond_stride=0), "se_beyond_stride"), (dict(num_classes=0), "num_classes"),
     (dict(drop_path_rate=1.5), "drop_path_rate"), (dict(pooling="sum"), "pooling"),
 ])
 def test_bad_input_names_the_argument(kwargs, arg):
@@ -174,3 +176,10 @@ def test_parameter_count_with_se_and_sac_breakdown():
   context = 3 * ((512 * 512 + 512) + (1024 * 1024 + 1024))
   switch = 2 * (512 + 1)
   assert harness.count_params(model) == 109_014_080 + se + context + switch
+  # The paper's SE placement (conv3-conv6) reproduces Table 3's SE increment exactly:
+  # 168.77M - 151.26M = 17.51M.
+  paper = SWideRNet(1, 1, 1, se_beyond_stride=4, include_top=False,
+                    input_shape=(224, 224, 3))
+  paper_se = sum(c * c + c for c in widths[3:])
+  assert paper_se == 17_511_168
+  assert harness.count_params(paper) == 109_014_080 + paper_se + context + switch

@@ -20,8 +20,10 @@ produced the published checkpoints, differ, we follow the released code:
    and strides the first 3x3 conv of conv3 instead. Hence conv2 runs at stride 2 and
    conv6 (the bottlenecks) at stride 32.
 3. SE placement: Table 1 puts SE in conv3-conv6; deeplab2 applies it in all five stages
-   when enabled (conv2 included). We follow deeplab2 (117,120 more parameters than SE
-   in conv3-conv6 only, at w1 = 1).
+   when enabled (conv2 included). We follow deeplab2 by default (`se_beyond_stride=2`);
+   `se_beyond_stride=4` gives the paper's placement, whose parameter count reproduces
+   Tables 3-4 exactly (SE adds 17,511,168 at w2 = 1 = the paper's 168.77M - 151.26M;
+   deeplab2's placement adds 49,536 more at w1 = 1).
 4. Blocks take non-activated inputs, apply ReLU first and return the non-activated sum
    (deeplab2's `AxialBlock`); endpoints are the activated stage outputs (deeplab2's
    "res2".."res5").
@@ -68,14 +70,15 @@ def num_blocks_per_stage(l):
 
 def wide_resnet_plan(w1, w2, l, output_stride=32, sac_beyond_stride=32,
                      drop_path_rate=0.0, drop_path_schedule="constant",
-                     drop_path_beyond_stride=4, multi_grid=None):
+                     drop_path_beyond_stride=4, multi_grid=None, use_se=False,
+                     se_beyond_stride=2):
   """Per-block settings of SWideRNet-(w1, w2, l), following deeplab2's BlockGroup.
 
   Returns:
     A list of five stages; each stage a list of dicts with keys kind ("basic" or
     "bottleneck"), filters, base_filters, strides, dilation_rate, second_dilation_rate,
-    switchable_atrous, drop_path_rate and input_stride (the undilated stride of the
-    block's input, which subclasses use to place other block types by stride).
+    switchable_atrous, use_se, drop_path_rate and input_stride (the undilated stride of
+    the block's input, which subclasses use to place other block types by stride).
   """
   blocks = num_blocks_per_stage(l)
   plan = []
@@ -86,6 +89,7 @@ def wide_resnet_plan(w1, w2, l, output_stride=32, sac_beyond_stride=32,
     bottleneck = stage_out >= 32
     filters = [base, 2 * base, 4 * base] if bottleneck else [4 * base, 4 * base]
     use_sac = stage_out >= sac_beyond_stride > 0
+    stage_se = bool(use_se) and stage_out >= se_beyond_stride
     current = stage_in
     stage = []
     for block in range(blocks[index]):
@@ -98,7 +102,7 @@ def wide_resnet_plan(w1, w2, l, output_stride=32, sac_beyond_stride=32,
       stage.append(dict(
           kind="bottleneck" if bottleneck else "basic", filters=list(filters),
           base_filters=base, strides=strides, dilation_rate=rate,
-          second_dilation_rate=second_rate, switchable_atrous=use_sac,
+          second_dilation_rate=second_rate, switchable_atrous=use_sac, use_se=stage_se,
           drop_path_rate=drop_path_rate_for_stride(
               drop_path_rate, drop_path_schedule, current, drop_path_beyond_stride),
           input_stride=current))
@@ -140,7 +144,9 @@ class SWideRNet(VisionModel):
     w1: width multiplier of the stem and stage 1 (conv1, conv2).
     w2: width multiplier of stages 2-5 (conv3-conv6).
     l: depth multiplier of stages 2-5 (at least 1/3, so every stage has a block).
-    use_se: simplified SE (swidernet.md Eq. 1) in every block (deeplab2 placement).
+    use_se: simplified SE (swidernet.md Eq. 1) in the residual blocks.
+    se_beyond_stride: SE in stages whose output stride is >= this: 2 = all five stages
+      (deeplab2, default), 4 = conv3-conv6 (swidernet.md Table 1).
     sac_beyond_stride: SAC in stages whose output stride is >= this (32: conv6 only,
       as Table 1); 0 disables SAC.
     output_stride: 32 for classification; 16 or 8 for dense prediction (atrous rates
@@ -161,7 +167,8 @@ class SWideRNet(VisionModel):
     name: model name.
   """
 
-  def __init__(self, w1=1.0, w2=1.0, l=1.0, use_se=True, sac_beyond_stride=32,
+  def __init__(self, w1=1.0, w2=1.0, l=1.0, use_se=True, se_beyond_stride=2,
+               sac_beyond_stride=32,
                output_stride=32, multi_grid=None, include_top=True, num_classes=1000,
                input_shape=None, pooling="avg", classifier_activation=None,
                drop_path_rate=0.2, drop_path_schedule="constant",
@@ -169,7 +176,8 @@ class SWideRNet(VisionModel):
                norm_momentum=0.99, norm_epsilon=1e-3, weight_decay=0.0,
                name="swidernet", **kwargs):
     config = dict(
-        w1=w1, w2=w2, l=l, use_se=use_se, sac_beyond_stride=sac_beyond_stride,
+        w1=w1, w2=w2, l=l, use_se=use_se, se_beyond_stride=se_beyond_stride,
+        sac_beyond_stride=sac_beyond_stride,
         output_stride=output_stride,
         multi_grid=None if multi_grid is None else list(multi_grid),
         include_top=include_top, num_classes=num_classes,
@@ -210,6 +218,7 @@ class SWideRNet(VisionModel):
                        f"l={config['l']!r}")
     validation.check_in("output_stride", config["output_stride"], OUTPUT_STRIDES)
     validation.check_in("sac_beyond_stride", config["sac_beyond_stride"], _SAC_STRIDES)
+    validation.check_in("se_beyond_stride", config["se_beyond_stride"], _SAC_STRIDES[1:])
     validation.check_in("drop_path_schedule", config["drop_path_schedule"],
                         ("constant", "linear"))
     validation.check_positive("drop_path_beyond_stride", config["drop_path_beyond_stride"],
@@ -219,14 +228,15 @@ class SWideRNet(VisionModel):
     return wide_resnet_plan(
         config["w1"], config["w2"], config["l"], config["output_stride"],
         config["sac_beyond_stride"], config["drop_path_rate"],
-        config["drop_path_schedule"], config["drop_path_beyond_stride"], multi_grid)
+        config["drop_path_schedule"], config["drop_path_beyond_stride"], multi_grid,
+        config["use_se"], config["se_beyond_stride"])
 
   def _make_block(self, spec, config, common, name):
     """Builds one residual block from its plan entry (subclasses add block kinds)."""
     return WideResidualBlock(
         spec["filters"], kind=spec["kind"], strides=spec["strides"],
         dilation_rate=spec["dilation_rate"],
-        second_dilation_rate=spec["second_dilation_rate"], use_se=config["use_se"],
+        second_dilation_rate=spec["second_dilation_rate"], use_se=spec["use_se"],
         switchable_atrous=spec["switchable_atrous"],
         drop_path_rate=spec["drop_path_rate"], name=name, **common)
 
