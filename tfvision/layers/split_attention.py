@@ -181,18 +181,22 @@ class SplitAttention(tf_keras.layers.Layer):
                                     initializer="zeros")
     if self.bn0 is not None:
       self.bn0.build(tf.TensorShape([None, None, None, split_channels]))
-      self.bn1.build(tf.TensorShape([None, self.attention_channels]))
+      self.bn1.build(tf.TensorShape([None, 1, 1, self.attention_channels]))
     super().build(input_shape)
 
   def _grouped_dense(self, inputs, kernel, bias):
     """A grouped 1x1 conv on pooled vectors: [B, K * d_in] -> [B, K * d_out]."""
     groups = self.cardinality
     d_in, d_out = kernel.shape[2], kernel.shape[3] // groups
-    x = tf.reshape(inputs, [-1, groups, d_in])
-    # Output channel g * d_out + j of a grouped conv belongs to group g.
-    w = tf.reshape(tf.cast(kernel, x.dtype), [d_in, groups, d_out])
-    y = tf.einsum("bgi,igo->bgo", x, w)
-    return tf.reshape(y, [-1, groups * d_out]) + tf.cast(bias, y.dtype)
+    kernel = tf.cast(kernel, inputs.dtype)
+    if groups == 1:
+      y = tf.matmul(inputs, tf.reshape(kernel, [d_in, d_out]))
+    else:
+      x = tf.reshape(inputs, [-1, groups, d_in])
+      # Output channel g * d_out + j of a grouped conv belongs to group g.
+      w = tf.reshape(kernel, [d_in, groups, d_out])
+      y = tf.reshape(tf.einsum("bgi,igo->bgo", x, w), [-1, groups * d_out])
+    return y + tf.cast(bias, y.dtype)
 
   def call(self, inputs, training=None):
     x = inputs
@@ -216,7 +220,9 @@ class SplitAttention(tf_keras.layers.Layer):
       pooled = tf.reduce_sum(tf.reshape(pooled, [-1, radix, channels]), axis=1)
     gate = self._grouped_dense(pooled, self.fc1_kernel, self.fc1_bias)
     if self.bn1 is not None:
-      gate = self.bn1(gate, training=training)
+      # As [B, 1, 1, A], the BatchNorm2d of the authors' code, which runs fused here.
+      gate = tf.reshape(self.bn1(gate[:, None, None, :], training=training),
+                        [-1, self.attention_channels])
     gate = tf.nn.relu(gate)
     logits = self._grouped_dense(gate, self.fc2_kernel, self.fc2_bias)
     attention = tf.cast(self.r_softmax(logits), x.dtype)
