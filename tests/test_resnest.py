@@ -1,15 +1,14 @@
 """ResNeSt: layout, PyTorch-parity pooling, dilation, regularisation, counts, bad input."""
 import numpy as np
 import pytest
-import tensorflow as tf
 import tf_keras
 
 from tests import harness
 from tfvision.blocks import AveragePoolDownsample, ResNeStBottleneck
 from tfvision.layers import DropBlock, SplitAttention
-from tfvision.models import (ResNeSt, ResNeSt50, ResNeSt101, ResNeSt200, ResNeSt269,
-                             create_model, get_model_entry, list_models)
-from tfvision.models.resnest import FAST_VARIANTS, fast_variant_name, resnest_plan
+from tfvision.models import ResNeSt, ResNeSt50, create_model, get_model_entry, list_models
+from tfvision.models.resnest import (FAST_VARIANTS, default_dropout_rate, default_stem_width,
+                                     fast_variant_name, resnest_plan)
 from tfvision.utils.flops import count_macs
 
 TINY = dict(width_multiplier=1 / 16, num_classes=5)
@@ -52,14 +51,14 @@ def test_regularisation_placement():
       [0.0] * 3, [0.0] * 4, [0.1] * 6, [0.1] * 3]
   rates = [b["drop_path_rate"] for stage in plan for b in stage]
   np.testing.assert_allclose(rates, np.linspace(0, 0.2, 16), atol=1e-12)
-  model = ResNeSt50(dropout_rate=0.3, **TINY)
+  model = ResNeSt50(**TINY)
   blocks = _blocks(model)
   assert [b.dropblock_rate for b in blocks] == [0.0] * 7 + [0.1] * 9
   assert all(b.conv3.bn.gamma.numpy().max() == 0 for b in blocks)   # zero-init last BN
-  assert model.get_layer("head").dropout_rate == 0.3
-  # Dropout before the classifier for depth >= 200 only (Sec. 5.2).
-  assert ResNeSt(depth=50, **TINY).get_layer("head").dropout_rate == 0.0
-  assert ResNeSt200(**TINY).get_layer("head").dropout_rate == 0.2
+  # Dropout before the classifier for depth >= 200 only (Sec. 5.2); None picks it.
+  assert model.get_config()["dropout_rate"] is None
+  assert model.get_layer("head").dropout_rate == default_dropout_rate(50) == 0.0
+  assert [default_dropout_rate(d) for d in (101, 200, 269)] == [0.0, 0.2, 0.2]
 
 
 def test_dropblock_acts_in_training_only():
@@ -82,8 +81,7 @@ def test_dropblock_acts_in_training_only():
 def test_stem_and_widths():
   model = ResNeSt50(include_top=False, **TINY)          # stem width 32 / 16
   assert [model.get_layer(f"stem_conv{i}").filters for i in (1, 2, 3)] == [2, 2, 4]
-  deep = ResNeSt101(include_top=False, **TINY)          # stem width 64 / 16
-  assert [deep.get_layer(f"stem_conv{i}").filters for i in (1, 2, 3)] == [4, 4, 8]
+  assert [default_stem_width(d) for d in (50, 101, 200, 269)] == [32, 64, 64, 64]
   full = [ResNeStBottleneck(f, base_width=64) for f in (64, 128, 256, 512)]
   assert [b.width for b in full] == [64, 128, 256, 512]
   fast = [ResNeStBottleneck(f, radix=4, cardinality=2, base_width=40) for f in (64, 512)]
@@ -129,8 +127,8 @@ def test_stem_max_pool_matches_pytorch_padding():
 
 @pytest.mark.parametrize("output_stride", [8, 16])
 def test_dilated_backbone_endpoints(output_stride):
-  harness.check_backbone_endpoints("resnest50", size=65, output_stride=output_stride)
-  model = ResNeSt50(include_top=False, output_stride=output_stride, **TINY)
+  model, _ = harness.check_backbone_endpoints("resnest50", size=65,
+                                              output_stride=output_stride)
   blocks = _blocks(model)
   assert blocks[-1].split_attention.dilation_rate == 32 // output_stride
   assert blocks[-3].shortcut_pool is None     # dilated stages: no pool in the shortcut
@@ -140,10 +138,10 @@ def test_any_input_size_and_fixed_input_shape():
   model = ResNeSt50(include_top=False, **TINY)
   out = model(harness.sample_images(1, (97, 131)), training=False)
   assert out["5"].shape[1:3] == (4, 5) and out["2"].shape[1:3] == (25, 33)
-  fixed = ResNeSt50(input_shape=(96, 96, 3), **TINY)
+  fixed = ResNeSt50(input_shape=(96, 96, 3), classifier_activation="softmax", **TINY)
   assert fixed.input_shape == (None, 96, 96, 3)
-  probs = ResNeSt50(classifier_activation="softmax", **TINY)(harness.sample_images(2, 64))
-  np.testing.assert_allclose(probs.numpy().sum(-1), 1.0, atol=1e-5)
+  probs = fixed(harness.sample_images(2, 96)).numpy()
+  np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
 
 
 def test_registry_names_and_default_sizes():

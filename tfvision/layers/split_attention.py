@@ -23,7 +23,7 @@ transposed, so released weights port with a transpose.
 The grouped 3x3 convolution calls `tf.nn.conv2d` with the grouped kernel directly:
 TensorFlow 2.20 runs it natively with cuDNN, oneDNN (x86 CPUs) and XLA, and it converts
 to a TFLite CONV_2D. tf_keras's `Conv2D(groups=...)` instead wraps it in a separate
-jit-compiled function on CPU, which measured 1.2x-5.6x slower (ResNeSt-50 stage shapes,
+jit-compiled function on CPU, which measured 1.1x-5.6x slower (ResNeSt-50 stage shapes,
 batch 8). Without oneDNN, TensorFlow's generic CPU kernels cannot take the gradient of
 a grouped convolution, so there (and only there) the layer splits the groups and
 concatenates, which is slower but trains everywhere.

@@ -21,8 +21,9 @@ redistributes, decided:
    pool of strided blocks counts its zero padding (`AvgPool2d(3, s, padding=1)`).
 3. The 3x3 average pool ("avd") sits in the first block of stages 2-4, after the split
    attention (ResNeSt) or before it (`fast`, resnest.md Sec. 6.2); in dilated stages
-   (output stride 8 / 16) it stays, with stride 1 (the authors' `is_first` rule; timm
-   drops it there, so dilated timm models differ from the authors' there).
+   (output stride 8 / 16) it stays, with stride 1 (the authors' `is_first` rule).
+   timm's dilated ResNeSts differ here: they drop that pool and put a 2x2 stride-1
+   average pool in the shortcut, where the authors' code has none.
 4. Dilated stages (Sec. 7.3, output_stride 8 or 16) replace the stride by atrous rates:
    the first block of a dilated stage uses the previous stage's rate, the others the
    stage's (rates 1, 2 for OS16's last stage; 1, 2 and 2, 4 for OS8), and the
