@@ -69,9 +69,8 @@ def default_dropout_rate(depth):
   return 0.2 if depth >= 200 else 0.0
 
 
-def resnest_plan(depth, radix=2, cardinality=1, base_width=64, fast=False,
-                 width_multiplier=1.0, output_stride=32, dropblock_rate=0.1,
-                 drop_path_rate=0.0):
+def resnest_plan(depth, fast=False, width_multiplier=1.0, output_stride=32,
+                 dropblock_rate=0.1, drop_path_rate=0.0):
   """Per-block settings of a ResNeSt, following the authors' `ResNet._make_layer`.
 
   Returns:
@@ -200,9 +199,9 @@ class ResNeSt(VisionModel):
     if stem is None:
       stem = max(1, int(round(default_stem_width(depth) * config["width_multiplier"])))
     validation.check_positive("stem_width", stem, integer=True)
-    plan = resnest_plan(depth, radix, cardinality, base_width, config["fast"],
-                        config["width_multiplier"], config["output_stride"],
-                        config["dropblock_rate"], config["drop_path_rate"])
+    plan = resnest_plan(depth, config["fast"], config["width_multiplier"],
+                        config["output_stride"], config["dropblock_rate"],
+                        config["drop_path_rate"])
     groups = radix * cardinality
     for stage_index, stage in enumerate(plan):
       filters = stage[0]["filters"]
