@@ -20,6 +20,10 @@ ALL_MODELS = list_models()
 REPRESENTATIVES = {
     # SE + SAC + basic and bottleneck blocks: every SWideRNet code path.
     "swidernet": ["swidernet_0.25_0.25_0.75"],
+    # ResNeSt: the "fast" layout with radix 4 and two cardinal groups exercises every
+    # split-attention path but the sigmoid gate (radix 1), whose XLA / bf16 / TFLite runs
+    # are in test_split_attention.py; resnest50 differs only in the pool's position.
+    "resnest": ["resnest50_fast_4s2x40d"],
 }
 FULL = sorted({name for names in REPRESENTATIVES.values() for name in names})
 

@@ -1,4 +1,5 @@
 """Residual and transformer blocks built from tfvision.layers."""
 from tfvision.blocks.residual import WideResidualBlock
+from tfvision.blocks.resnest import AveragePoolDownsample, ResNeStBottleneck
 
-__all__ = ["WideResidualBlock"]
+__all__ = ["AveragePoolDownsample", "ResNeStBottleneck", "WideResidualBlock"]

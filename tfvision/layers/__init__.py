@@ -5,11 +5,12 @@ from tfvision.layers.conv import (ConvNormAct, GlobalContext, SwitchableAtrousCo
 from tfvision.layers.preprocessing import Normalize
 from tfvision.layers.regularization import (DropBlock, DropPath, drop_path_rate_for_stride,
                                             linear_drop_path_rates)
+from tfvision.layers.split_attention import SplitAttention
 from tfvision.layers.squeeze_excite import SimplifiedSqueezeExcite, SqueezeExcite
 
 __all__ = [
     "ConvNormAct", "DropBlock", "DropPath", "GlobalContext", "Normalize",
-    "SimplifiedSqueezeExcite", "SqueezeExcite", "SwitchableAtrousConv2D",
+    "SimplifiedSqueezeExcite", "SplitAttention", "SqueezeExcite", "SwitchableAtrousConv2D",
     "drop_path_rate_for_stride", "get_activation", "hard_sigmoid", "hard_swish",
     "linear_drop_path_rates", "symmetric_padding",
 ]

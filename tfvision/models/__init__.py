@@ -8,9 +8,11 @@ from tfvision.models.base import VisionModel
 from tfvision.models.heads import ClassificationHead
 from tfvision.models.registry import (ModelEntry, create_model, get_model_entry, list_models,
                                       register_model)
+from tfvision.models.resnest import ResNeSt, ResNeSt50, ResNeSt101, ResNeSt200, ResNeSt269
 from tfvision.models.swidernet import SWideRNet, WideResNet41
 
 __all__ = [
-    "ClassificationHead", "ModelEntry", "SWideRNet", "VisionModel", "WideResNet41",
+    "ClassificationHead", "ModelEntry", "ResNeSt", "ResNeSt50", "ResNeSt101", "ResNeSt200",
+    "ResNeSt269", "SWideRNet", "VisionModel", "WideResNet41",
     "create_model", "get_model_entry", "list_models", "register_model",
 ]
