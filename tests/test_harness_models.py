@@ -20,6 +20,10 @@ ALL_MODELS = list_models()
 REPRESENTATIVES = {
     # SE + SAC + basic and bottleneck blocks: every SWideRNet code path.
     "swidernet": ["swidernet_0.25_0.25_0.75"],
+    # Panoptic-DeepLab: dual ASPP / decoders, separable and 1x1 convs, three float32
+    # heads, aligned-corner upsampling. DeepLabV3 / V3+ are built from the same layers
+    # (ASPP, ConvNormAct, SeparableConvNormAct, ResizeToMatch, a float32 1x1 classifier).
+    "deeplab": ["panoptic_deeplab_swidernet_0.25_0.25_0.75"],
 }
 FULL = sorted({name for names in REPRESENTATIVES.values() for name in names})
 

@@ -9,8 +9,13 @@ from tfvision.models.heads import ClassificationHead
 from tfvision.models.registry import (ModelEntry, create_model, get_model_entry, list_models,
                                       register_model)
 from tfvision.models.swidernet import SWideRNet, WideResNet41
+from tfvision.models.panoptic_deeplab import (PanopticDeepLab, PanopticDeepLabSWideRNet,
+                                              panoptic_variant_name)
+from tfvision.models.deeplab import DeepLabV3, DeepLabV3Plus
 
 __all__ = [
     "ClassificationHead", "ModelEntry", "SWideRNet", "VisionModel", "WideResNet41",
     "create_model", "get_model_entry", "list_models", "register_model",
+    "PanopticDeepLab", "PanopticDeepLabSWideRNet", "panoptic_variant_name",
+    "DeepLabV3", "DeepLabV3Plus",
 ]
