@@ -16,8 +16,8 @@ panoptic map `semantic * label_divisor + instance` (Cheng et al. 2020, Sec. 3.3;
 
 Shapes are static and nothing depends on the batch size of 1: centers are a fixed
 `keep_k_centers` top-k slots with a validity mask, grouping is a `tf.while_loop` over the
-valid centers keeping a running nearest-center index (memory O(B H W) instead of deeplab2's
-O(K H W) distance matrix, and XLA-compilable), and the class vote is one
+valid centers, 16 at a time, keeping a running nearest-center index (memory
+O(16 B H W) instead of deeplab2's O(K H W) distance matrix, and XLA-compilable), and the class vote is one
 `unsorted_segment_sum` over (image, instance, class). deeplab2's TF fallback handles
 batch 1 only and its fast path needs a compiled C++ op.
 
@@ -79,7 +79,11 @@ def find_instance_centers(center_heatmap, center_threshold=0.1, nms_kernel=13,
   if heat.shape.rank == 4:
     heat = heat[..., 0]
   heat = tf.where(heat > center_threshold, heat, 0.0)
-  pooled = tf.nn.max_pool2d(heat[..., tf.newaxis], nms_kernel, 1, "SAME")[..., 0]
+  # A k x k max-pool is a k x 1 max-pool followed by a 1 x k one: 2k instead of k^2
+  # comparisons per pixel (k = 41 on COCO). "SAME" max-pooling ignores the padding,
+  # which equals deeplab2's zero padding because the heatmap is >= 0 here.
+  pooled = tf.nn.max_pool2d(heat[..., tf.newaxis], [nms_kernel, 1], 1, "SAME")
+  pooled = tf.nn.max_pool2d(pooled, [1, nms_kernel], 1, "SAME")[..., 0]
   peaks = tf.where(tf.equal(heat, pooled) & (heat > 0.0), heat, 0.0)
   height, width = heat.shape[1], heat.shape[2]
   if height is not None and width is not None:
@@ -95,29 +99,43 @@ def find_instance_centers(center_heatmap, center_threshold=0.1, nms_kernel=13,
   return scores, coordinates, scores > 0.0
 
 
-def _nearest_center(offsets, coordinates, valid):
-  """Index of the center nearest to (pixel + offset), [B, H, W] int32 (0 if none)."""
+def _nearest_center(offsets, coordinates, valid, block=16):
+  """Index of the center nearest to (pixel + offset), [B, H, W] int32 (0 if none).
+
+  Centers are visited in blocks of `block`: each step computes a [B, H, W, block]
+  distance and keeps a running minimum, so memory stays O(B H W block) whatever the
+  number of centers and the loop runs ceil(valid centers / block) times.
+  """
   offsets = tf.cast(offsets, tf.float32)
   shape = tf.shape(offsets)
   rows = tf.cast(tf.range(shape[1]), tf.float32)[None, :, None] + offsets[..., 0]
   cols = tf.cast(tf.range(shape[2]), tf.float32)[None, None, :] + offsets[..., 1]
-  center_rows = tf.cast(coordinates[..., 0], tf.float32)
-  center_cols = tf.cast(coordinates[..., 1], tf.float32)
-  # Valid centers come first (scores are sorted), so looping over the largest count of
-  # valid centers in the batch visits every one of them.
+  slots = tf.shape(valid)[1]
+  padding = (-slots) % block
+  center_rows = tf.pad(tf.cast(coordinates[..., 0], tf.float32), [[0, 0], [0, padding]])
+  center_cols = tf.pad(tf.cast(coordinates[..., 1], tf.float32), [[0, 0], [0, padding]])
+  valid = tf.pad(valid, [[0, 0], [0, padding]])
+  # Valid centers come first (scores are sorted), so the blocks up to the largest count
+  # of valid centers in the batch hold every one of them.
   count = tf.reduce_max(tf.reduce_sum(tf.cast(valid, tf.int32), axis=1))
+  num_blocks = (count + block - 1) // block
 
   def body(i, best_distance, best_index):
-    dy = rows - tf.gather(center_rows, i, axis=1)[:, None, None]
-    dx = cols - tf.gather(center_cols, i, axis=1)[:, None, None]
-    distance = tf.where(tf.gather(valid, i, axis=1)[:, None, None], dy * dy + dx * dx, _INF)
-    # Strictly closer: on ties the earlier (higher-scoring) center wins, as an argmin.
-    closer = distance < best_distance
-    return (i + 1, tf.where(closer, distance, best_distance),
-            tf.where(closer, i, best_index))
+    index = i * block + tf.range(block)
+    dy = rows[..., None] - tf.gather(center_rows, index, axis=1)[:, None, None, :]
+    dx = cols[..., None] - tf.gather(center_cols, index, axis=1)[:, None, None, :]
+    ok = tf.gather(valid, index, axis=1)[:, None, None, :]
+    distance = tf.where(ok, dy * dy + dx * dx, _INF)
+    block_best = tf.reduce_min(distance, axis=-1)
+    block_index = tf.argmin(distance, axis=-1, output_type=tf.int32) + i * block
+    # Strictly closer: on ties the earlier (higher-scoring) center wins, as an argmin
+    # over all centers would (argmin within a block also keeps the first).
+    closer = block_best < best_distance
+    return (i + 1, tf.where(closer, block_best, best_distance),
+            tf.where(closer, block_index, best_index))
 
   initial = (tf.constant(0), tf.fill(tf.shape(rows), _INF), tf.zeros_like(rows, tf.int32))
-  _, _, index = tf.while_loop(lambda i, *_: i < count, body, initial)
+  _, _, index = tf.while_loop(lambda i, *_: i < num_blocks, body, initial)
   return index
 
 
