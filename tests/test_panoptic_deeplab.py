@@ -8,7 +8,7 @@ import tf_keras
 
 from tests import harness
 from tfvision.data.panoptic import synthetic_dataset_info, synthetic_panoptic_batch
-from tfvision.layers import AtrousSpatialPyramidPooling, ConvNormAct, SeparableConvNormAct
+from tfvision.layers import ConvNormAct, SeparableConvNormAct
 from tfvision.losses.panoptic import PanopticDeepLabLoss
 from tfvision.models import PanopticDeepLab, PanopticDeepLabSWideRNet, SWideRNet
 from tfvision.models.panoptic_deeplab import AXIAL_DEEPLAB_SETTINGS

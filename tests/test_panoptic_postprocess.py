@@ -163,3 +163,23 @@ def test_bad_arguments_raise_value_errors_naming_them(overrides, arg):
   logits, heat, offsets = _random_inputs(1, seed=0)
   with pytest.raises(ValueError, match=arg):
     panoptic_deeplab_postprocess(logits, heat, offsets, **kwargs)
+
+
+def test_converts_to_tflite_builtins_with_the_same_panoptic_map():
+  from ai_edge_litert.interpreter import Interpreter  # pylint: disable=import-outside-toplevel
+  kwargs = TOY.postprocess_kwargs()
+  inputs = _random_inputs(1, seed=3)
+  function = tf.function(
+      lambda a, b, c: panoptic_deeplab_postprocess(a, b, c, **kwargs)["panoptic"],
+      input_signature=[tf.TensorSpec(x.shape, tf.float32) for x in inputs])
+  module = tf.Module()
+  converter = tf.lite.TFLiteConverter.from_concrete_functions(
+      [function.get_concrete_function()], module)
+  interpreter = Interpreter(model_content=converter.convert())
+  interpreter.allocate_tensors()
+  for detail in interpreter.get_input_details():   # shapes are distinct: match by shape
+    interpreter.set_tensor(detail["index"], next(x for x in inputs
+                                                 if x.shape == tuple(detail["shape"])))
+  interpreter.invoke()
+  got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+  np.testing.assert_array_equal(got, function(*inputs).numpy())

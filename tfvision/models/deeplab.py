@@ -21,7 +21,7 @@ from tfvision.layers.aspp import AtrousSpatialPyramidPooling, default_atrous_rat
 from tfvision.layers.conv import ConvNormAct
 from tfvision.layers.resize import ResizeToMatch
 from tfvision.layers.separable_conv import SeparableConvNormAct
-from tfvision.models.panoptic_deeplab import DensePredictionModel
+from tfvision.models.dense_backbone import DensePredictionModel
 from tfvision.models.registry import register_model
 from tfvision.utils import validation
 

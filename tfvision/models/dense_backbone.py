@@ -1,4 +1,8 @@
-"""Backbones for dense-prediction meta-architectures (Panoptic-DeepLab, DeepLabV3/V3+).
+"""Backbones and base class of the dense-prediction meta-architectures.
+
+`DensePredictionModel` is the VisionModel base of Panoptic-DeepLab and DeepLabV3 / V3+:
+a functional tf_keras model built in `__init__` around a backbone sub-model, whose
+`get_config()` holds the constructor arguments only.
 
 A meta-architecture takes its backbone in one of three forms, so that its `get_config()`
 still holds constructor arguments only and round-trips through JSON:
@@ -11,11 +15,13 @@ still holds constructor arguments only and round-trips through JSON:
   config, no weights, as every Keras config);
 - that serialised dict, which `from_config` passes back.
 """
+import collections.abc
 import inspect
 import math
 
 import tf_keras
 
+from tfvision.models.base import VisionModel
 from tfvision.models.registry import get_model_entry
 from tfvision.utils import validation
 
@@ -124,3 +130,52 @@ def _check_endpoints(model, backbone, required, output_stride):
       raise ValueError(f"the backbone's endpoint {deepest!r} has height {got} for input "
                        f"height {height}; it does not produce "
                        f"output_stride={output_stride!r}")
+
+
+def _plain(value):
+  """Plain dicts and lists (Keras wraps attributes in trackable DictWrapper / ListWrapper)."""
+  if isinstance(value, collections.abc.Mapping):
+    return {key: _plain(item) for key, item in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [_plain(item) for item in value]
+  return value
+
+
+class DensePredictionModel(VisionModel):
+  """Shared plumbing of the dense-prediction meta-architectures: backbone and checks."""
+
+  def get_config(self):
+    return _plain(self._tfvision_config)
+
+  @staticmethod
+  def _validate_dense_common(config):
+    validation.check_input_shape(config.get("input_shape"))
+    validation.check_positive("num_classes", config["num_classes"], integer=True)
+    rate = config.get("drop_path_rate")
+    if rate is not None:
+      validation.check_probability("drop_path_rate", rate)
+
+  @staticmethod
+  def _backbone(config, required_endpoints):
+    kwargs = config.get("backbone_kwargs")
+    if config.get("drop_path_rate") is not None:
+      if not isinstance(config["backbone"], str):
+        raise ValueError(f"drop_path_rate applies to a backbone given by registry name, "
+                         f"received drop_path_rate={config['drop_path_rate']!r} with a "
+                         f"backbone model")
+      kwargs = dict(kwargs or {}, drop_path_rate=config["drop_path_rate"])
+    return resolve_backbone(config["backbone"], kwargs, config["output_stride"],
+                            config.get("input_shape"), required_endpoints)
+
+  @staticmethod
+  def _image_input(input_shape):
+    return tf_keras.Input(shape=validation.check_input_shape(input_shape), name="image")
+
+  def _finish_dense(self, config, inputs, outputs, name):
+    """Initialises the functional model with a tensor or a dict of outputs."""
+    if isinstance(outputs, dict):
+      self._output_specs = {key: value.shape for key, value in outputs.items()}
+    else:
+      self._output_specs = {"logits": outputs.shape}
+    super(DensePredictionModel, self).__init__(inputs=inputs, outputs=outputs, name=name)
+    self._tfvision_config = dict(config)

@@ -39,8 +39,6 @@ Inputs are [0, 255] pixels; the backbone normalises them. Outputs are a dict of 
 maps at the input resolution: "semantic_logits" [B, H, W, num_classes], "center_heatmap"
 [B, H, W, 1], "offsets" [B, H, W, 2] ((dy, dx) in pixels).
 """
-import collections.abc
-
 import tensorflow as tf
 import tf_keras
 
@@ -49,8 +47,8 @@ from tfvision.layers.aspp import (AtrousSpatialPyramidPooling, check_atrous_rate
 from tfvision.layers.conv import ConvNormAct
 from tfvision.layers.resize import ResizeToMatch, resize_align_corners
 from tfvision.layers.separable_conv import SeparableConvNormAct
-from tfvision.models.base import VisionModel
-from tfvision.models.dense_backbone import resolve_backbone
+from tfvision.losses.panoptic import PanopticDeepLabLoss
+from tfvision.models.dense_backbone import DensePredictionModel
 from tfvision.models.registry import register_model
 from tfvision.models.swidernet import FAST_VARIANTS, variant_name
 from tfvision.utils import validation
@@ -59,13 +57,14 @@ SEPARABLE_CONV = ("all", "decoder", "none")
 OUTPUT_KEYS = ("semantic_logits", "center_heatmap", "offsets")
 
 
-def _check_filters_list(name, values, length):
+def _check_filters_list(name, values, length=None):
+  """A list of positive integers (of `length` entries when given)."""
   try:
     values = [v for v in values]
   except TypeError:
-    raise ValueError(f"{name} must be a list of {length} positive integers, received "
+    raise ValueError(f"{name} must be a list of positive integers, received "
                      f"{name}={values!r}")
-  if len(values) != length:
+  if length is not None and len(values) != length:
     raise ValueError(f"{name} must have one entry per low-level feature ({length}), "
                      f"received {name}={values!r}")
   for value in values:
@@ -112,8 +111,7 @@ class PanopticDeepLabDecoder(tf_keras.layers.Layer):
     self.aspp_filters = validation.check_positive("aspp_filters", aspp_filters, integer=True)
     self.decoder_filters = validation.check_positive("decoder_filters", decoder_filters,
                                                      integer=True)
-    self.low_level_filters = _check_filters_list("low_level_filters", low_level_filters,
-                                                 len(list(low_level_filters)))
+    self.low_level_filters = _check_filters_list("low_level_filters", low_level_filters)
     self.aspp_projection_only = bool(aspp_projection_only)
     self.aspp_separable = bool(aspp_separable)
     self.fusion_separable = bool(fusion_separable)
@@ -220,55 +218,6 @@ class PanopticDeepLabHead(tf_keras.layers.Layer):
                   norm_momentum=self.norm_momentum, norm_epsilon=self.norm_epsilon,
                   activation=self.activation, weight_decay=self.weight_decay)
     return config
-
-
-def _plain(value):
-  """Plain dicts and lists (Keras wraps attributes in trackable DictWrapper / ListWrapper)."""
-  if isinstance(value, collections.abc.Mapping):
-    return {key: _plain(item) for key, item in value.items()}
-  if isinstance(value, (list, tuple)):
-    return [_plain(item) for item in value]
-  return value
-
-
-class DensePredictionModel(VisionModel):
-  """Shared plumbing of the dense-prediction meta-architectures: backbone and checks."""
-
-  def get_config(self):
-    return _plain(self._tfvision_config)
-
-  @staticmethod
-  def _validate_dense_common(config):
-    validation.check_input_shape(config.get("input_shape"))
-    validation.check_positive("num_classes", config["num_classes"], integer=True)
-    rate = config.get("drop_path_rate")
-    if rate is not None:
-      validation.check_probability("drop_path_rate", rate)
-
-  @staticmethod
-  def _backbone(config, required_endpoints):
-    kwargs = config.get("backbone_kwargs")
-    if config.get("drop_path_rate") is not None:
-      if not isinstance(config["backbone"], str):
-        raise ValueError(f"drop_path_rate applies to a backbone given by registry name, "
-                         f"received drop_path_rate={config['drop_path_rate']!r} with a "
-                         f"backbone model")
-      kwargs = dict(kwargs or {}, drop_path_rate=config["drop_path_rate"])
-    return resolve_backbone(config["backbone"], kwargs, config["output_stride"],
-                            config.get("input_shape"), required_endpoints)
-
-  @staticmethod
-  def _image_input(input_shape):
-    return tf_keras.Input(shape=validation.check_input_shape(input_shape), name="image")
-
-  def _finish_dense(self, config, inputs, outputs, name):
-    """Initialises the functional model with a tensor or a dict of outputs."""
-    if isinstance(outputs, dict):
-      self._output_specs = {key: value.shape for key, value in outputs.items()}
-    else:
-      self._output_specs = {"logits": outputs.shape}
-    super(DensePredictionModel, self).__init__(inputs=inputs, outputs=outputs, name=name)
-    self._tfvision_config = dict(config)
 
 
 @tf_keras.utils.register_keras_serializable(package="tfvision")
@@ -394,14 +343,12 @@ class PanopticDeepLab(DensePredictionModel):
   # model.fit support: `compile(loss=PanopticDeepLabLoss(...))` with targets dicts.
   def compile(self, *args, **kwargs):
     super().compile(*args, **kwargs)
-    from tfvision.losses.panoptic import PanopticDeepLabLoss  # pylint: disable=import-outside-toplevel
     self._loss_means = None
     if isinstance(self.loss, PanopticDeepLabLoss):
       with self.distribute_strategy.scope():
         self._loss_means = _LossMeans(self.loss.component_names)
 
   def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None):
-    from tfvision.losses.panoptic import PanopticDeepLabLoss  # pylint: disable=import-outside-toplevel
     if not isinstance(self.loss, PanopticDeepLabLoss) or self._loss_means is None:
       return super().compute_loss(x, y, y_pred, sample_weight)
     components = self.loss.components(y, y_pred)
