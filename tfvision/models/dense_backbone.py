@@ -40,7 +40,10 @@ def _accepts_output_stride(builder):
 
 def _model_output_stride(model):
   """The output stride a built backbone was configured with (32 when it has none)."""
-  config = model.get_config() if hasattr(model, "get_config") else {}
+  try:
+    config = model.get_config()
+  except NotImplementedError:  # a subclassed model without a config
+    config = {}
   return config.get("output_stride", 32) if isinstance(config, dict) else 32
 
 
@@ -120,6 +123,8 @@ def _check_endpoints(model, backbone, required, output_stride):
                      f"{sorted(required)} (include_top=False); {missing} missing from "
                      f"{sorted(specs)} for backbone={name!r}")
   # With a static input size the deepest endpoint shows the stride actually produced.
+  if not all(str(key).isdigit() for key in required):
+    return
   input_shape = model.input_shape if hasattr(model, "input_shape") else None
   deepest = max(required, key=int)
   height = input_shape[1] if input_shape else None
