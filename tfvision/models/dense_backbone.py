@@ -40,11 +40,9 @@ def _accepts_output_stride(builder):
 
 def _model_output_stride(model):
   """The output stride a built backbone was configured with (32 when it has none)."""
-  try:
-    config = model.get_config()
-  except NotImplementedError:  # a subclassed model without a config
-    config = {}
-  return config.get("output_stride", 32) if isinstance(config, dict) else 32
+  # tfvision backbones record it in their config; other models have no dilation scheme.
+  config = model.get_config() if isinstance(model, VisionModel) else {}
+  return config.get("output_stride", 32)
 
 
 def resolve_backbone(backbone, backbone_kwargs, output_stride, input_shape,
