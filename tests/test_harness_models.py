@@ -24,6 +24,10 @@ REPRESENTATIVES = {
     # split-attention path but the sigmoid gate (radix 1), whose XLA / bf16 / TFLite runs
     # are in test_split_attention.py; resnest50 differs only in the pool's position.
     "resnest": ["resnest50_fast_4s2x40d"],
+    # Panoptic-DeepLab: dual ASPP / decoders, separable and 1x1 convs, three float32
+    # heads, aligned-corner upsampling. DeepLabV3 / V3+ are built from the same layers
+    # (ASPP, ConvNormAct, SeparableConvNormAct, ResizeToMatch, a float32 1x1 classifier).
+    "deeplab": ["panoptic_deeplab_swidernet_0.25_0.25_0.75"],
 }
 FULL = sorted({name for names in REPRESENTATIVES.values() for name in names})
 

@@ -7,10 +7,15 @@ from tfvision.layers.regularization import (DropBlock, DropPath, drop_path_rate_
                                             linear_drop_path_rates)
 from tfvision.layers.split_attention import SplitAttention
 from tfvision.layers.squeeze_excite import SimplifiedSqueezeExcite, SqueezeExcite
+from tfvision.layers.aspp import AtrousSpatialPyramidPooling
+from tfvision.layers.resize import ResizeToMatch, resize_align_corners
+from tfvision.layers.separable_conv import SeparableConvNormAct
 
 __all__ = [
     "ConvNormAct", "DropBlock", "DropPath", "GlobalContext", "Normalize",
     "SimplifiedSqueezeExcite", "SplitAttention", "SqueezeExcite", "SwitchableAtrousConv2D",
     "drop_path_rate_for_stride", "get_activation", "hard_sigmoid", "hard_swish",
     "linear_drop_path_rates", "symmetric_padding",
+    "AtrousSpatialPyramidPooling", "ResizeToMatch", "SeparableConvNormAct",
+    "resize_align_corners",
 ]

@@ -10,9 +10,14 @@ from tfvision.models.registry import (ModelEntry, create_model, get_model_entry,
                                       register_model)
 from tfvision.models.resnest import ResNeSt, ResNeSt50, ResNeSt101, ResNeSt200, ResNeSt269
 from tfvision.models.swidernet import SWideRNet, WideResNet41
+from tfvision.models.panoptic_deeplab import (PanopticDeepLab, PanopticDeepLabSWideRNet,
+                                              panoptic_variant_name)
+from tfvision.models.deeplab import DeepLabV3, DeepLabV3Plus
 
 __all__ = [
     "ClassificationHead", "ModelEntry", "ResNeSt", "ResNeSt50", "ResNeSt101", "ResNeSt200",
     "ResNeSt269", "SWideRNet", "VisionModel", "WideResNet41",
     "create_model", "get_model_entry", "list_models", "register_model",
+    "PanopticDeepLab", "PanopticDeepLabSWideRNet", "panoptic_variant_name",
+    "DeepLabV3", "DeepLabV3Plus",
 ]
