@@ -27,38 +27,6 @@ COCO_CLASSES = 134  # deeplab2 layout: 133 classes + void channel 0
 CITYSCAPES_CLASSES = 19
 
 
-def dilated_conv_overcount(model, input_shape):
-  """MACs that `count_macs` adds for dilated convs lowered through SpaceToBatchND.
-
-  tf_keras runs a dilated Conv2D / DepthwiseConv2D as SpaceToBatchND -> conv ->
-  BatchToSpaceND; the conv's output there covers the input padded up to a multiple of
-  the rate, so counting it over-counts. The true count uses BatchToSpaceND's (cropped)
-  output, which has the layer's output shape.
-  """
-  spec = tf.TensorSpec([1] + list(input_shape), tf.float32)
-  graph = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec).graph
-  extra = 0
-  for op in graph.get_operations():
-    if op.type not in ("Conv2D", "DepthwiseConv2dNative"):
-      continue
-    if op.inputs[0].op.type != "SpaceToBatchND":
-      continue
-    consumers = [c for c in op.outputs[0].consumers() if c.type == "BatchToSpaceND"]
-    if not consumers:
-      continue
-    kernel = op.inputs[1].shape.as_list()
-    per_output = kernel[0] * kernel[1] * (kernel[2] if op.type == "Conv2D" else 1)
-    counted = int(np.prod(op.outputs[0].shape.as_list())) * per_output
-    true = int(np.prod(consumers[0].outputs[0].shape.as_list())) * per_output
-    extra += counted - true
-  return extra
-
-
-def exact_macs(model, input_shape):
-  """`count_macs` without the SpaceToBatchND over-count of dilated convolutions."""
-  return count_macs(model, input_shape) - dilated_conv_overcount(model, input_shape)
-
-
 def _count(variables):
   return int(sum(np.prod(v.shape) for v in variables))
 
@@ -108,7 +76,7 @@ def table3(macs):
     parts = breakdown(model)
     line = f"{label:24s} params {parts['total'] / 1e6:8.3f}M (paper {paper}M)"
     if macs:
-      value = exact_macs(model, (641, 641, 3))
+      value = count_macs(model, (641, 641, 3))
       line += f"  MACs@641 {value / 1e9:8.2f}B (paper {paper_madds}B)"
     print(line, flush=True)
     print("    " + ", ".join(f"{k}={v:,}" for k, v in parts.items()), flush=True)
@@ -122,7 +90,7 @@ def table5(macs):
       model = PanopticDeepLabSWideRNet(*variant, num_classes=classes, separable_conv="all")
       line = f"SWideRNet-{variant} {dataset:10s} params {_count(model.trainable_variables):,}"
       if macs:
-        value = exact_macs(model, size + (3,))
+        value = count_macs(model, size + (3,))
         paper = TABLE5_MADDS[variant][0 if dataset == "coco" else 1]
         line += f"  MACs@{size[0]}x{size[1]} {value / 1e9:8.2f}B (paper {paper}B)"
       print(line, flush=True)
