@@ -13,6 +13,8 @@ INSTALL_REQUIRES = [
     "tf-keras~=2.20.0",
     "tf-models-official==2.20.0",
     "tensorflow-datasets",
+    # tensorflow-datasets 4.9 imports it when preparing a dataset but does not declare it.
+    "importlib_resources",
     "ai-edge-litert",
     "numpy<2.4",
     "Pillow",
