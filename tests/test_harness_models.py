@@ -20,6 +20,9 @@ ALL_MODELS = list_models()
 REPRESENTATIVES = {
     # SE + SAC + basic and bottleneck blocks: every SWideRNet code path.
     "swidernet": ["swidernet_0.25_0.25_0.75"],
+    # BoTNet-50: ResNet blocks in c2-c4, strided and unstrided BoT blocks (the ResNet
+    # baselines use the same blocks; S1 / SE blocks: tests/test_botnet.py).
+    "botnet": ["botnet50"],
 }
 FULL = sorted({name for names in REPRESENTATIVES.values() for name in names})
 

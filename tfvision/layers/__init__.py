@@ -3,12 +3,13 @@ from tfvision.layers.activations import get_activation, hard_sigmoid, hard_swish
 from tfvision.layers.conv import (ConvNormAct, GlobalContext, SwitchableAtrousConv2D,
                                   symmetric_padding)
 from tfvision.layers.preprocessing import Normalize
+from tfvision.layers.relative_attention import RelativeMultiHeadSelfAttention2D
 from tfvision.layers.regularization import (DropBlock, DropPath, drop_path_rate_for_stride,
                                             linear_drop_path_rates)
 from tfvision.layers.squeeze_excite import SimplifiedSqueezeExcite, SqueezeExcite
 
 __all__ = [
-    "ConvNormAct", "DropBlock", "DropPath", "GlobalContext", "Normalize",
+    "ConvNormAct", "DropBlock", "RelativeMultiHeadSelfAttention2D", "DropPath", "GlobalContext", "Normalize",
     "SimplifiedSqueezeExcite", "SqueezeExcite", "SwitchableAtrousConv2D",
     "drop_path_rate_for_stride", "get_activation", "hard_sigmoid", "hard_swish",
     "linear_drop_path_rates", "symmetric_padding",

@@ -5,12 +5,19 @@
     model = tfvision.models.create_model("wide_resnet41", num_classes=10)
 """
 from tfvision.models.base import VisionModel
+from tfvision.models.botnet import (BoTNet, BoTNet50, BoTNet101, BoTNet152, BoTNet200,
+                                    BoTNetS1, BoTNetT3, BoTNetT4, BoTNetT5, BoTNetT6,
+                                    BoTNetT7, ResNet, ResNet50, ResNet101, ResNet152,
+                                    ResNet200)
 from tfvision.models.heads import ClassificationHead
 from tfvision.models.registry import (ModelEntry, create_model, get_model_entry, list_models,
                                       register_model)
 from tfvision.models.swidernet import SWideRNet, WideResNet41
 
 __all__ = [
+    "BoTNet", "BoTNet50", "BoTNet101", "BoTNet152", "BoTNet200", "BoTNetS1", "BoTNetT3",
+    "BoTNetT4", "BoTNetT5", "BoTNetT6", "BoTNetT7", "ResNet", "ResNet50", "ResNet101",
+    "ResNet152", "ResNet200",
     "ClassificationHead", "ModelEntry", "SWideRNet", "VisionModel", "WideResNet41",
     "create_model", "get_model_entry", "list_models", "register_model",
 ]
