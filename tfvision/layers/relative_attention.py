@@ -19,8 +19,9 @@ everything the paper leaves open:
 Computation follows the gist: q is contracted with each axis' (2L - 1)-row table and
 `rel_to_abs` (pads and reshapes) moves the offsets to key positions, so the counted
 multiply-adds are the authors' (`2 (2L - 1) C L^2` per layer in their script). We tried
-gathering R[k - q + L - 1] first (half the multiply-adds of that term): its gradient
-is an IndexedSlices, which made a MirroredStrategy training step trace ~40% slower.
+gathering R[k - q + L - 1] first (half the multiply-adds of that term), but its gradient
+is an IndexedSlices: tracing a MirroredStrategy training step of a tiny BoTNet-50 took
+81 s against 66 s with `rel_to_abs` (same busy 2-core machine).
 Every step (einsum, pad, reshape, slice) runs under XLA and converts to TFLite;
 tensors stay at rank <= 5.
 
