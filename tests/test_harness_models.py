@@ -28,6 +28,9 @@ REPRESENTATIVES = {
     # heads, aligned-corner upsampling. DeepLabV3 / V3+ are built from the same layers
     # (ASPP, ConvNormAct, SeparableConvNormAct, ResizeToMatch, a float32 1x1 classifier).
     "deeplab": ["panoptic_deeplab_swidernet_0.25_0.25_0.75"],
+    # BoTNet-50: ResNet blocks in c2-c4, strided and unstrided BoT blocks (the ResNet
+    # baselines use the same blocks; S1 / SE blocks: tests/test_botnet.py).
+    "botnet": ["botnet50"],
 }
 FULL = sorted({name for names in REPRESENTATIVES.values() for name in names})
 

@@ -1,5 +1,10 @@
 """Residual and transformer blocks built from tfvision.layers."""
+from tfvision.blocks.bottleneck_transformer import (BottleneckTransformerBlock,
+                                                    ResNetBottleneckBlock)
 from tfvision.blocks.residual import WideResidualBlock
 from tfvision.blocks.resnest import AveragePoolDownsample, ResNeStBottleneck
 
-__all__ = ["AveragePoolDownsample", "ResNeStBottleneck", "WideResidualBlock"]
+__all__ = [
+    "AveragePoolDownsample", "BottleneckTransformerBlock", "ResNeStBottleneck",
+    "ResNetBottleneckBlock", "WideResidualBlock",
+]

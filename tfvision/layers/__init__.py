@@ -3,6 +3,7 @@ from tfvision.layers.activations import get_activation, hard_sigmoid, hard_swish
 from tfvision.layers.conv import (ConvNormAct, GlobalContext, SwitchableAtrousConv2D,
                                   symmetric_padding)
 from tfvision.layers.preprocessing import Normalize
+from tfvision.layers.relative_attention import RelativeMultiHeadSelfAttention2D
 from tfvision.layers.regularization import (DropBlock, DropPath, drop_path_rate_for_stride,
                                             linear_drop_path_rates)
 from tfvision.layers.split_attention import SplitAttention
@@ -12,10 +13,10 @@ from tfvision.layers.resize import ResizeToMatch, resize_align_corners
 from tfvision.layers.separable_conv import SeparableConvNormAct
 
 __all__ = [
-    "ConvNormAct", "DropBlock", "DropPath", "GlobalContext", "Normalize",
-    "SimplifiedSqueezeExcite", "SplitAttention", "SqueezeExcite", "SwitchableAtrousConv2D",
-    "drop_path_rate_for_stride", "get_activation", "hard_sigmoid", "hard_swish",
-    "linear_drop_path_rates", "symmetric_padding",
-    "AtrousSpatialPyramidPooling", "ResizeToMatch", "SeparableConvNormAct",
-    "resize_align_corners",
+    "AtrousSpatialPyramidPooling", "ConvNormAct", "DropBlock", "DropPath", "GlobalContext",
+    "Normalize", "RelativeMultiHeadSelfAttention2D", "ResizeToMatch",
+    "SeparableConvNormAct", "SimplifiedSqueezeExcite", "SplitAttention", "SqueezeExcite",
+    "SwitchableAtrousConv2D", "drop_path_rate_for_stride", "get_activation",
+    "hard_sigmoid", "hard_swish", "linear_drop_path_rates", "resize_align_corners",
+    "symmetric_padding",
 ]

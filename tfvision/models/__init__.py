@@ -5,6 +5,10 @@
     model = tfvision.models.create_model("wide_resnet41", num_classes=10)
 """
 from tfvision.models.base import VisionModel
+from tfvision.models.botnet import (BoTNet, BoTNet50, BoTNet101, BoTNet152, BoTNet200,
+                                    BoTNetS1, BoTNetT3, BoTNetT4, BoTNetT5, BoTNetT6,
+                                    BoTNetT7, ResNet, ResNet50, ResNet101, ResNet152,
+                                    ResNet200)
 from tfvision.models.heads import ClassificationHead
 from tfvision.models.registry import (ModelEntry, create_model, get_model_entry, list_models,
                                       register_model)
@@ -15,9 +19,11 @@ from tfvision.models.panoptic_deeplab import (PanopticDeepLab, PanopticDeepLabSW
 from tfvision.models.deeplab import DeepLabV3, DeepLabV3Plus
 
 __all__ = [
-    "ClassificationHead", "ModelEntry", "ResNeSt", "ResNeSt50", "ResNeSt101", "ResNeSt200",
-    "ResNeSt269", "SWideRNet", "VisionModel", "WideResNet41",
-    "create_model", "get_model_entry", "list_models", "register_model",
-    "PanopticDeepLab", "PanopticDeepLabSWideRNet", "panoptic_variant_name",
-    "DeepLabV3", "DeepLabV3Plus",
+    "BoTNet", "BoTNet101", "BoTNet152", "BoTNet200", "BoTNet50", "BoTNetS1", "BoTNetT3",
+    "BoTNetT4", "BoTNetT5", "BoTNetT6", "BoTNetT7", "ClassificationHead", "DeepLabV3",
+    "DeepLabV3Plus", "ModelEntry", "PanopticDeepLab", "PanopticDeepLabSWideRNet",
+    "ResNeSt", "ResNeSt101", "ResNeSt200", "ResNeSt269", "ResNeSt50", "ResNet",
+    "ResNet101", "ResNet152", "ResNet200", "ResNet50", "SWideRNet", "VisionModel",
+    "WideResNet41", "create_model", "get_model_entry", "list_models",
+    "panoptic_variant_name", "register_model",
 ]
