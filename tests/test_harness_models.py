@@ -20,6 +20,10 @@ ALL_MODELS = list_models()
 REPRESENTATIVES = {
     # SE + SAC + basic and bottleneck blocks: every SWideRNet code path.
     "swidernet": ["swidernet_0.25_0.25_0.75"],
+    # T / S / B share one block layout (parallel pale attention, padded at every stage
+    # of the tiny 64x64 configuration); the other attention modes are covered in
+    # tests/test_pale_attention.py (XLA, TFLite) and tests/test_pale.py.
+    "pale": ["pale_tiny"],
 }
 FULL = sorted({name for names in REPRESENTATIVES.values() for name in names})
 

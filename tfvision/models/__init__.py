@@ -6,11 +6,14 @@
 """
 from tfvision.models.base import VisionModel
 from tfvision.models.heads import ClassificationHead
+from tfvision.models.pale import (PaleTransformer, PaleTransformerBase, PaleTransformerSmall,
+                                  PaleTransformerTiny)
 from tfvision.models.registry import (ModelEntry, create_model, get_model_entry, list_models,
                                       register_model)
 from tfvision.models.swidernet import SWideRNet, WideResNet41
 
 __all__ = [
-    "ClassificationHead", "ModelEntry", "SWideRNet", "VisionModel", "WideResNet41",
+    "ClassificationHead", "ModelEntry", "PaleTransformer", "PaleTransformerBase",
+    "PaleTransformerSmall", "PaleTransformerTiny", "SWideRNet", "VisionModel", "WideResNet41",
     "create_model", "get_model_entry", "list_models", "register_model",
 ]
