@@ -197,6 +197,21 @@ def test_padded_keys_get_exactly_zero_weight(mode):
     assert np.all(np.isfinite(weight))
 
 
+@pytest.mark.parametrize("mode", ["parallel", "vanilla"])
+def test_padding_machinery_is_a_no_op_on_divisible_input(mode):
+  """Unknown sizes force the pad / mask / crop path; on a divisible map it changes nothing."""
+  q, k, v = (_rand((2, 14, 21, 8), s) for s in range(3))
+  pale = (7, 7) if mode == "parallel" else (2, 3)   # vanilla: 14 / 2 = 21 / 3 = 7 pales
+  static = pale_attention(q, k, v, 2, pale, mode).numpy()
+  spec = tf.TensorSpec([None, None, None, 8])
+  dynamic = tf.function(lambda a, b, c: pale_attention(a, b, c, 2, pale, mode,
+                                                       return_weights=True),
+                        input_signature=[spec] * 3)
+  out, weights = dynamic(q, k, v)
+  np.testing.assert_allclose(out.numpy(), static, atol=1e-6)
+  assert all(valid.numpy().min() == 1.0 for _, valid in weights)
+
+
 def test_divisible_input_needs_no_padding_and_returns_all_keys_valid():
   q, k, v = (_rand((1, 6, 9, 8), s) for s in range(3))
   _, weights = pale_attention(q, k, v, 2, 3, "parallel", return_weights=True)

@@ -58,11 +58,12 @@ DIRECTIONS = ("row", "column")
 # Added to the logits of padded keys: finite (bfloat16's range reaches 3e38), and far
 # enough below any real logit that exp() underflows to exactly 0 in float32.
 MASK_VALUE = -1e9
-# The functions below branch in Python on static values only, so they are marked
-# `do_not_convert`: autograph has nothing to convert, and converting them was most of a
-# model's build time.
 # Modes whose channels (and heads) are split between a row and a column branch.
 _TWO_BRANCH_MODES = ("parallel", "axial", "cross_shaped")
+
+# The tensor functions below branch in Python on static values only, so they are marked
+# `do_not_convert`: autograph has nothing to convert, and converting them was most of a
+# model's build time.
 
 
 def _dims(x):

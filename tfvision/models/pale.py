@@ -197,8 +197,8 @@ def PaleTransformerBase(**kwargs):
 # merging, CPE, MLP) with 16 channels at stage 1, 2 heads per stage and pale size 3, so
 # that every stage of a 64x64 input (16, 8, 4, 2 tokens per side) needs padding. Two
 # blocks per stage instead of [2, 2, 16, 2]: stage 3's sixteen blocks are copies of one
-# layout, and a 22-block graph made the harness (XLA, SavedModel, TFLite, distributed
-# step) cost 20 minutes of CI instead of about 7.
+# layout, and with all 22 the harness's graph-heavy checks (XLA, SavedModel, TFLite, the
+# distributed step) took over 20 minutes of the 2-core CI machine (5.5 with 8 blocks).
 _TINY = dict(embed_dim=16, depths=(2, 2, 2, 2), num_heads=(2, 2, 2, 2), pale_size=3,
              num_classes=7)
 
