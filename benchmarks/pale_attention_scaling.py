@@ -69,9 +69,9 @@ def worker(kind, side, channels, heads, pale, batch, repeats):
   import numpy as np  # pylint: disable=import-outside-toplevel
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
-  from tfvision.layers import PaleShapedAttention  # pylint: disable=import-outside-toplevel
-  from tfvision.layers.pale_attention import (grouped_attention, merge_heads,  # pylint: disable=import-outside-toplevel
-                                              split_heads)
+  # pylint: disable=import-outside-toplevel
+  from tfvision.layers import PaleShapedAttention
+  from tfvision.layers.pale_attention import grouped_attention, merge_heads, split_heads
 
   layer = PaleShapedAttention(channels, heads, pale_size=pale)
   layer(tf.zeros([1, 8, 8, channels]))

@@ -42,7 +42,8 @@ Pale-T 19.3M parameters, no output projection 20.1M, a linear q/k/v would miss E
 """
 import tf_keras
 
-from tfvision.blocks.pale import LAYER_NORM_EPSILON, OverlappingPatchMerging, PaleTransformerBlock
+from tfvision.blocks.pale import (LAYER_NORM_EPSILON, OverlappingPatchMerging,
+                                  PaleTransformerBlock)
 from tfvision.layers.pale_attention import MODES, check_heads, check_pale_size
 from tfvision.layers.preprocessing import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
 from tfvision.layers.regularization import linear_drop_path_rates
