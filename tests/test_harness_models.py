@@ -31,6 +31,10 @@ REPRESENTATIVES = {
     # BoTNet-50: ResNet blocks in c2-c4, strided and unstrided BoT blocks (the ResNet
     # baselines use the same blocks; S1 / SE blocks: tests/test_botnet.py).
     "botnet": ["botnet50"],
+    # T / S / B share one block layout (parallel pale attention, padded at every stage
+    # of the tiny 64x64 configuration); the other attention modes are covered in
+    # tests/test_pale_attention.py (XLA, TFLite) and tests/test_pale.py.
+    "pale": ["pale_tiny"],
 }
 FULL = sorted({name for names in REPRESENTATIVES.values() for name in names})
 

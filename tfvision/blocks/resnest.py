@@ -24,6 +24,7 @@ which the released weights come from (timm's `ResNestBottleneck` is the same mod
   the same function.
 - Drop path (stochastic depth) on the residual branch, an option not in the paper.
 """
+import tensorflow as tf
 import tf_keras
 
 from tfvision.layers.conv import ConvNormAct
@@ -161,6 +162,7 @@ class ResNeStBottleneck(tf_keras.layers.Layer):
       return x
     return self.dropblocks[index](x, training=training)
 
+  @tf.autograph.experimental.do_not_convert
   def call(self, inputs, training=None):
     x = self.conv1(inputs, training=training)
     x = self._drop_block(0, x, training)

@@ -2,6 +2,8 @@
 from tfvision.layers.activations import get_activation, hard_sigmoid, hard_swish
 from tfvision.layers.conv import (ConvNormAct, GlobalContext, SwitchableAtrousConv2D,
                                   symmetric_padding)
+from tfvision.layers.pale_attention import (ConditionalPositionEncoding, PaleShapedAttention,
+                                            SeparableConvProjection, pale_attention)
 from tfvision.layers.preprocessing import Normalize
 from tfvision.layers.relative_attention import RelativeMultiHeadSelfAttention2D
 from tfvision.layers.regularization import (DropBlock, DropPath, drop_path_rate_for_stride,
@@ -13,10 +15,11 @@ from tfvision.layers.resize import ResizeToMatch, resize_align_corners
 from tfvision.layers.separable_conv import SeparableConvNormAct
 
 __all__ = [
-    "AtrousSpatialPyramidPooling", "ConvNormAct", "DropBlock", "DropPath", "GlobalContext",
-    "Normalize", "RelativeMultiHeadSelfAttention2D", "ResizeToMatch",
-    "SeparableConvNormAct", "SimplifiedSqueezeExcite", "SplitAttention", "SqueezeExcite",
-    "SwitchableAtrousConv2D", "drop_path_rate_for_stride", "get_activation",
-    "hard_sigmoid", "hard_swish", "linear_drop_path_rates", "resize_align_corners",
-    "symmetric_padding",
+    "AtrousSpatialPyramidPooling", "ConditionalPositionEncoding", "ConvNormAct",
+    "DropBlock", "DropPath", "GlobalContext", "Normalize", "PaleShapedAttention",
+    "RelativeMultiHeadSelfAttention2D", "ResizeToMatch", "SeparableConvNormAct",
+    "SeparableConvProjection", "SimplifiedSqueezeExcite", "SplitAttention",
+    "SqueezeExcite", "SwitchableAtrousConv2D", "drop_path_rate_for_stride",
+    "get_activation", "hard_sigmoid", "hard_swish", "linear_drop_path_rates",
+    "pale_attention", "resize_align_corners", "symmetric_padding",
 ]

@@ -91,6 +91,7 @@ class AtrousSpatialPyramidPooling(tf_keras.layers.Layer):
     self.pool_conv = ConvNormAct(filters, 1, name="pool_conv", **common)
     self.dropout = tf_keras.layers.Dropout(self.dropout_rate, name="dropout")
 
+  @tf.autograph.experimental.do_not_convert
   def call(self, inputs, training=None):
     if self.projection_only:
       return self.projection(inputs, training=training)

@@ -1,4 +1,5 @@
 """Depthwise-separable convolution with normalisation and activation after each half."""
+import tensorflow as tf
 import tf_keras
 
 from tfvision.layers.activations import get_activation
@@ -56,6 +57,7 @@ class SeparableConvNormAct(tf_keras.layers.Layer):
         kernel_regularizer=regularizer, name="pointwise")
     self.pointwise_bn = make_norm(norm, norm_momentum, norm_epsilon, name="pointwise_bn")
 
+  @tf.autograph.experimental.do_not_convert
   def call(self, inputs, training=None):
     x = self.depthwise(inputs)
     if self.depthwise_bn is not None:

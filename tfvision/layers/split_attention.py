@@ -198,6 +198,7 @@ class SplitAttention(tf_keras.layers.Layer):
       y = tf.reshape(tf.einsum("bgi,igo->bgo", x, w), [-1, groups * d_out])
     return y + tf.cast(bias, y.dtype)
 
+  @tf.autograph.experimental.do_not_convert
   def call(self, inputs, training=None):
     x = inputs
     kernel = tf.cast(self.kernel, x.dtype)

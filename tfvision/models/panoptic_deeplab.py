@@ -136,6 +136,7 @@ class PanopticDeepLabDecoder(tf_keras.layers.Layer):
                                 common, name=f"fusion{i + 1}")
                     for i in range(len(self.low_level_filters))]
 
+  @tf.autograph.experimental.do_not_convert
   def call(self, inputs, training=None):
     high, lows = inputs[0], list(inputs[1:])
     if len(lows) != len(self.projections):
@@ -205,6 +206,7 @@ class PanopticDeepLabHead(tf_keras.layers.Layer):
         kernel_regularizer=tf_keras.regularizers.l2(weight_decay) if weight_decay else None,
         dtype="float32", name="final_conv")
 
+  @tf.autograph.experimental.do_not_convert
   def call(self, inputs, training=None):
     return self.final_conv(self.conv(inputs, training=training))
 
