@@ -64,8 +64,14 @@ def prepare_dataset(name, data_dir):
   return builder
 
 
-def demo_params(output_dir, train_steps=None):
-  """The demo experiment config with its data and model directories."""
+def demo_params(output_dir, train_steps=None, params_override=None):
+  """The demo experiment config with its data and model directories.
+
+  Args:
+    output_dir: where the dataset, checkpoints and outputs go.
+    train_steps: overrides the experiment's training steps (and the decay length).
+    params_override: a YAML / JSON string or dict applied last (keys must exist).
+  """
   from official.core import exp_factory  # pylint: disable=import-outside-toplevel
   import tfvision.tasks  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
   params = exp_factory.get_exp_config(EXPERIMENT)
@@ -78,6 +84,9 @@ def demo_params(output_dir, train_steps=None):
     override["trainer"]["optimizer_config"] = {"learning_rate": {"polynomial": {
         "decay_steps": train_steps}}}
   params.override(override, is_strict=True)
+  if params_override:
+    from official.modeling import hyperparams  # pylint: disable=import-outside-toplevel
+    params = hyperparams.override_params_dict(params, params_override, is_strict=True)
   params.validate()
   params.lock()
   return params
@@ -165,6 +174,9 @@ def main(argv=None):
   parser.add_argument("--output-dir", default=DEFAULT_OUTPUT)
   parser.add_argument("--train-steps", type=int, default=None,
                       help="override the experiment's training steps")
+  parser.add_argument("--params-override", default=None,
+                      help="YAML string of config overrides, as tfvision-train's "
+                           "--params_override")
   args = parser.parse_args(argv)
   start = time.time()
   output_dir = os.path.abspath(args.output_dir)
@@ -177,7 +189,7 @@ def main(argv=None):
   from tfvision.data import shapes  # pylint: disable=import-outside-toplevel
   from tfvision.models.panoptic_inference import export_panoptic_saved_model  # pylint: disable=import-outside-toplevel
 
-  params = demo_params(output_dir, args.train_steps)
+  params = demo_params(output_dir, args.train_steps, args.params_override)
   data = params.task.train_data
   _print(f"tfvision demo: Panoptic-DeepLab + SWideRNet-(0.25, 0.25, 0.75) on "
          f"{data.tfds_name}, {params.trainer.train_steps} steps of batch "

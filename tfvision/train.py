@@ -38,7 +38,9 @@ from official.core import exp_factory
 from official.core import task_factory
 from official.core import train_lib
 from official.core import train_utils
+from official.modeling import hyperparams
 from official.modeling import performance
+from official.modeling.hyperparams import oneof
 
 FLAGS = flags.FLAGS
 
@@ -70,13 +72,32 @@ def parse_configuration(flags_obj):
   """`train_utils.parse_configuration` with clear errors for unknown names and keys."""
   check_experiment(flags_obj.experiment)
   try:
-    params = train_utils.parse_configuration(flags_obj)
+    params = train_utils.ExperimentParser(flags_obj).parse()
   except KeyError as error:
     message = error.args[0] if error.args else str(error)
     raise ConfigError(f"configuration key error: {message} (from --config_file / "
                       f"--params_override)") from None
+  _check_oneof_types(params)
   _check_model(params)
+  try:
+    params.validate()
+  except (KeyError, ValueError) as error:
+    raise ConfigError(f"invalid configuration: {error}") from None
+  params.lock()
   return params
+
+
+def _check_oneof_types(config, path=""):
+  """Names the key of a OneOf (backbone, optimizer, ...) whose `type` does not exist."""
+  if isinstance(config, oneof.OneOfConfig):
+    if config.type is not None and config.type not in vars(config):
+      choices = sorted(k for k in vars(config) if not k.startswith("_") and k != "type")
+      raise ConfigError(f"unknown type, received {path}.type={config.type!r}; "
+                        f"the choices are {choices}")
+  if isinstance(config, hyperparams.Config):
+    for key, value in vars(config).items():
+      if not key.startswith("_"):
+        _check_oneof_types(value, f"{path}.{key}" if path else key)
 
 
 def _check_model(params):

@@ -142,3 +142,37 @@ def dense_augment(image, label, crop_size, void_label, min_scale=1.0, max_scale=
   image.set_shape([height, width, 3])
   label.set_shape([height, width])
   return image, label
+
+
+def color_jitter(image, strength):
+  """Random brightness, contrast and saturation of float [0, 255] pixels.
+
+  torchvision's `ColorJitter(b, c, s)` with b = c = s = `strength`, as Model Garden's
+  `preprocess_ops.color_jitter`: each factor uniform in [max(0, 1 - strength),
+  1 + strength], applied in that order as a blend with black (brightness), with the mean
+  grey level (contrast) and with the grey image (saturation), clipped to [0, 255]. This
+  one takes the factors as tensors throughout: Model Garden's `augment.blend` branches
+  on `factor == 0.0` in Python, which fails for a random factor when the parser is traced
+  without AutoGraph (inside `tfvision.data.robust.map_skipping_errors`).
+
+  Args:
+    image: float [H, W, 3] pixels in [0, 255].
+    strength: jitter magnitude (>= 0); 0 returns the image unchanged.
+  """
+  validation.check_non_negative("strength", strength)
+  if not strength:
+    return image
+  image = tf.cast(image, tf.float32)
+  low, high = max(0.0, 1.0 - strength), 1.0 + strength
+
+  def factor():
+    return tf.random.uniform([], low, high)
+
+  def grey(x):
+    return tf.image.rgb_to_grayscale(x)
+
+  image = tf.clip_by_value(image * factor(), 0.0, 255.0)
+  mean = tf.reduce_mean(grey(image))
+  image = tf.clip_by_value(mean + factor() * (image - mean), 0.0, 255.0)
+  grey_image = grey(image)
+  return tf.clip_by_value(grey_image + factor() * (image - grey_image), 0.0, 255.0)

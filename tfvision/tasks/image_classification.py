@@ -20,6 +20,7 @@ from official.vision.ops import preprocess_ops
 from official.vision.tasks import image_classification as model_garden
 
 from tfvision.configs import image_classification as exp_cfg
+from tfvision.data import augment
 from tfvision.data import robust
 from tfvision.data import shapes  # noqa: F401  (registers the built-in TFDS dataset)
 from tfvision.models.factory import build_model_from_config
@@ -32,11 +33,14 @@ class RawPixelParser(classification_input.Parser):
 
   The parent normalises with Model Garden's ImageNet mean / std after augmentation;
   this multiplies back by the std and adds the mean (exact up to float rounding), then
-  casts to the requested dtype.
+  casts to the requested dtype. Color jitter runs here, on the pixels after AutoAugment /
+  RandAugment (`tfvision.data.augment.color_jitter`), instead of in the parent between
+  crop and resize: the parent's version cannot be traced in the error-tolerant stage.
   """
 
-  def __init__(self, dtype="float32", **kwargs):
-    super().__init__(dtype="float32", **kwargs)
+  def __init__(self, dtype="float32", color_jitter=0.0, **kwargs):
+    super().__init__(dtype="float32", color_jitter=0.0, **kwargs)
+    self._jitter = float(color_jitter)
     self._pixel_dtype = tf.dtypes.as_dtype(dtype)
     self._mean = tf.constant(preprocess_ops.MEAN_RGB, tf.float32)
     self._std = tf.constant(preprocess_ops.STDDEV_RGB, tf.float32)
@@ -45,7 +49,9 @@ class RawPixelParser(classification_input.Parser):
     return tf.cast(tf.cast(image, tf.float32) * self._std + self._mean, self._pixel_dtype)
 
   def _parse_train_image(self, decoded_tensors):
-    return self._to_pixels(super()._parse_train_image(decoded_tensors))
+    image = tf.cast(super()._parse_train_image(decoded_tensors), tf.float32)
+    pixels = augment.color_jitter(image * self._std + self._mean, self._jitter)
+    return tf.cast(pixels, self._pixel_dtype)
 
   def _parse_eval_image(self, decoded_tensors):
     return self._to_pixels(super()._parse_eval_image(decoded_tensors))
