@@ -21,14 +21,18 @@ Deviations from the paper recipe (swidernet.md Sec. 4, which the COCO / Cityscap
 experiments keep), all to fit a 2-core CPU in minutes:
 
 - data: 96 x 96 synthetic images (1536 train, 128 validation) instead of 641 / 1025
-  crops of COCO / Cityscapes; batch 8 instead of 64 / 32; 1200 iterations instead of
-  500K / 60K; random scale [0.75, 1.25] instead of [0.5, 1.5] / [0.5, 2.0] (the images
-  are already small);
+  crops of COCO / Cityscapes; batch 8 instead of 64 / 32; 800 iterations instead of
+  500K / 60K; no random scale instead of [0.5, 1.5] / [0.5, 2.0] (the stuff classes are
+  textures of a fixed frequency range; rescaling them blurs speckle into flat colour);
+- loss: the semantic cross-entropy averages all pixels instead of the hardest 20%
+  (top_k_percent 1.0): with the bootstrapped loss the 1000-step run learnt the things
+  (PQ 0.78) but left the stuff textures at chance (PQ 0.06, semantic loss flat at ln 3);
+  averaging all pixels gave PQ 0.79 overall (stuff 0.95) in the same number of steps;
 - optimiser: Adam with learning rate 1e-3 instead of 1e-4 (no ImageNet pre-training and
   a short schedule; the "poly" decay and no weight decay are kept);
 - model: ASPP / decoder / head widths divided by 4 (semantic 64, instance 32, heads 16
   instead of 256, 128, 32), separable convs as the fast regime (Table 5), no drop path
-  (the paper's survival rate 0.8 slows a 1200-step run down more than it regularises
+  (the paper's survival rate 0.8 slows an 800-step run down more than it regularises
   it; the backbone is otherwise SWideRNet-(0.25, 0.25, 0.75) with SE and SAC at output
   stride 16, unchanged);
 - targets and post-processing scaled to the image size: center sigma 3 pixels instead of

@@ -152,9 +152,12 @@ def run(flags_obj):
   if "train" in flags_obj.mode:
     train_utils.serialize_config(params, model_dir)
   strategy, task = build_strategy_and_task(params, model_dir)
-  _, eval_logs = train_lib.run_experiment(
-      distribution_strategy=strategy, task=task, mode=flags_obj.mode, params=params,
-      model_dir=model_dir)
+  count = contextlib.nullcontext() if getattr(flags_obj, "count_flops", True) else (
+      without_flops_count())
+  with count:
+    _, eval_logs = train_lib.run_experiment(
+        distribution_strategy=strategy, task=task, mode=flags_obj.mode, params=params,
+        model_dir=model_dir)
   train_utils.save_gin_config(flags_obj.mode, model_dir)
   return eval_logs
 
@@ -183,6 +186,9 @@ def define_flags():
     tfm_flags.define_flags()
   if "list" not in FLAGS:
     flags.DEFINE_bool("list", False, "print the tfvision experiments and exit")
+  if "count_flops" not in FLAGS:
+    flags.DEFINE_bool("count_flops", True, "log Model Garden's profiler FLOPs count "
+                      "after training (tens of seconds on a CPU)")
 
 
 def main(argv=None):

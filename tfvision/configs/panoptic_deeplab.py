@@ -219,9 +219,9 @@ def panoptic_deeplab_swidernet_cityscapes():
 
 # The `make demo` settings (tfvision/demo.py lists each deviation from the paper recipe).
 SHAPES_DEMO = dict(
-    size=96, train_batch=8, train_steps=1000, learning_rate=1e-3, sigma=3.0,
+    size=96, train_batch=8, train_steps=800, learning_rate=1e-3, sigma=3.0,
     decoder_width=64, nms_kernel=7, stuff_area_limit=64, small_instance_area=0,
-    scale_range=(0.75, 1.25))
+    scale_range=(1.0, 1.0), top_k_percent=1.0)
 
 
 @exp_factory.register_config_factory("tfvision_panoptic_deeplab_swidernet_shapes")
@@ -261,7 +261,8 @@ def panoptic_deeplab_swidernet_shapes():
                             ignore_label=shapes.IGNORE_LABEL,
                             label_divisor=shapes.LABEL_DIVISOR),
       post_process=PanopticPostProcess(nms_kernel=s["nms_kernel"],
-                                       stuff_area_limit=s["stuff_area_limit"]))
+                                       stuff_area_limit=s["stuff_area_limit"]),
+      losses=PanopticLosses(top_k_percent=s["top_k_percent"]))
   steps = s["train_steps"]
   return cfg.ExperimentConfig(
       runtime=cfg.RuntimeConfig(distribution_strategy="mirrored", num_gpus=0),

@@ -30,7 +30,7 @@ KINDS = decoders.KINDS
 
 def shapes_dataset(kind, split="train", size=64, batch_size=8, data_dir=None,
                    is_training=None, shuffle_buffer=1024, repeat=None, seed=None,
-                   sigma=3.0, **parser_kwargs):
+                   sigma=3.0, config=None, **parser_kwargs):
   """Batches of the built-in `tfvision_shapes` dataset for `model.fit`.
 
   Args:
@@ -44,6 +44,8 @@ def shapes_dataset(kind, split="train", size=64, batch_size=8, data_dir=None,
     repeat: repeat forever (default: when training).
     seed: shuffle seed.
     sigma: center Gaussian sigma of the panoptic targets.
+    config: the dataset configuration ("s64", "s96", "s128", "tiny"); default
+      f"s{size}". Images are resized / cropped to `size` when it differs.
     **parser_kwargs: other `PanopticParser` / `SemanticParser` arguments.
 
   Returns:
@@ -51,7 +53,7 @@ def shapes_dataset(kind, split="train", size=64, batch_size=8, data_dir=None,
   """
   if kind not in KINDS:
     raise ValueError(f"kind must be one of {KINDS}, received kind={kind!r}")
-  name = f"tfvision_shapes/s{size}"
+  name = f"tfvision_shapes/{config or f's{size}'}"
   is_training = split == "train" if is_training is None else is_training
   builder = tfds.builder(name, data_dir=data_dir)
   builder.download_and_prepare()
@@ -60,7 +62,8 @@ def shapes_dataset(kind, split="train", size=64, batch_size=8, data_dir=None,
   if kind == "classification":
     def parse(example):
       decoded = decoder(example)
-      return tf.cast(decoded["image"], tf.float32), decoded["label"]
+      image = tf.image.resize(tf.cast(decoded["image"], tf.float32), (size, size))
+      return image, decoded["label"]
   elif kind == "semantic":
     parser = dense_parsers.SemanticParser((size, size), shapes.IGNORE_LABEL, is_training,
                                           **parser_kwargs)
