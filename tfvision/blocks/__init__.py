@@ -1,4 +1,5 @@
 """Residual and transformer blocks built from tfvision.layers."""
+from tfvision.blocks.axial import AxialBottleneckBlock
 from tfvision.blocks.residual import WideResidualBlock
 
-__all__ = ["WideResidualBlock"]
+__all__ = ["AxialBottleneckBlock", "WideResidualBlock"]

@@ -1,4 +1,5 @@
 """tf_keras layers, one module per mechanism; all registered under package "tfvision"."""
+from tfvision.layers.axial_attention import AxialAttention2D, PositionSensitiveAxialAttention
 from tfvision.layers.activations import get_activation, hard_sigmoid, hard_swish
 from tfvision.layers.conv import (ConvNormAct, GlobalContext, SwitchableAtrousConv2D,
                                   symmetric_padding)
@@ -8,6 +9,7 @@ from tfvision.layers.regularization import (DropBlock, DropPath, drop_path_rate_
 from tfvision.layers.squeeze_excite import SimplifiedSqueezeExcite, SqueezeExcite
 
 __all__ = [
+    "AxialAttention2D", "PositionSensitiveAxialAttention",
     "ConvNormAct", "DropBlock", "DropPath", "GlobalContext", "Normalize",
     "SimplifiedSqueezeExcite", "SqueezeExcite", "SwitchableAtrousConv2D",
     "drop_path_rate_for_stride", "get_activation", "hard_sigmoid", "hard_swish",
