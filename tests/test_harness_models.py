@@ -20,6 +20,10 @@ ALL_MODELS = list_models()
 REPRESENTATIVES = {
     # SE + SAC + basic and bottleneck blocks: every SWideRNet code path.
     "swidernet": ["swidernet_0.25_0.25_0.75"],
+    # Basic blocks, then axial blocks (strided, projected, key/value expansion 2/4) past
+    # stride 16. It traces a third of axial_resnet_s's training graph; the Axial-ResNet
+    # stems get XLA / TFLite / bf16 checks in test_axial_resnet.py.
+    "axial_resnet": ["axial_swidernet_1_1_1"],
 }
 FULL = sorted({name for names in REPRESENTATIVES.values() for name in names})
 

@@ -1,4 +1,4 @@
-"""The axial-attention bottleneck block of Axial-ResNet (Wang et al., ECCV 2020, Sec. 3.2).
+"""The axial-attention bottleneck block of Axial-ResNet (Wang et al., ECCV 2020, Sec. 3).
 
 A residual bottleneck whose 3x3 convolution is replaced by height-axis then width-axis
 position-sensitive attention: 1x1 conv + BN + ReLU, AxialAttention2D, ReLU, 1x1 conv +
@@ -9,6 +9,7 @@ of the previous block, applies ReLU first, takes the shortcut from the activated
 and returns the non-activated sum. The attention output gets a ReLU but no extra batch
 norm: its last operation is already the batch norm of the retrieved terms.
 """
+import tensorflow as tf
 import tf_keras
 
 from tfvision.layers.activations import get_activation
@@ -98,6 +99,9 @@ class AxialBottleneckBlock(tf_keras.layers.Layer):
           weight_decay=self.weight_decay, name="shortcut")
     super().build(input_shape)
 
+  # Plain Python control flow on static values only: skipping autograph's conversion
+  # makes building a model of many axial layers several times faster.
+  @tf.autograph.experimental.do_not_convert
   def call(self, inputs, training=None):
     x = self._act(inputs) if self._act is not None else inputs
     if self.shortcut is not None:

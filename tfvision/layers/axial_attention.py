@@ -24,8 +24,8 @@ which produced the published checkpoints, decided:
   NotImplementedError beyond its 129-long query block; the paper's local span-m window
   is not implemented there either).
 
-Relative embeddings are gathered from the table with the static index matrix
-p - o + max_span - 1, giving [L, L, depth], and every term is one `tf.einsum`: no
+Relative embeddings are gathered from the table's central 2L - 1 rows with the static
+index matrix p - o + L - 1, giving [L, L, depth], and every term is one `tf.einsum`: no
 Python loop over positions or heads.
 
 At inference the batch norms of the similarity terms are per-head affine maps, so we
@@ -134,16 +134,16 @@ class PositionSensitiveAxialAttention(tf_keras.layers.Layer):
       return _make_norm(norm, norm_momentum, norm_epsilon, axis, name) if enabled else None
 
     self.qkv_norm = _norm("qkv_norm")
-    # One norm per similarity term, statistics per head (axis 2 of the [B, X, heads, L,
-    # L] logits), and one per retrieved term, statistics per channel: deeplab2's norms
-    # over axes [0, 2] and [0, 2, 4] of the stacked terms.
-    self.content_similarity_norm = _norm("content_similarity_norm", 2)
-    self.query_rpe_similarity_norm = _norm("query_rpe_similarity_norm", 2, use_query_rpe)
-    self.key_rpe_similarity_norm = _norm("key_rpe_similarity_norm", 2, use_key_rpe)
+    # The similarity terms are stacked into [terms, B, X, heads, L, L] and normalised
+    # with statistics per term and head (deeplab2's norm over axes [0, 2] of its stack);
+    # each retrieved term has its own norm, statistics per channel (deeplab2's [0, 2, 4]).
+    self._num_terms = 1 + int(use_query_rpe) + int(use_key_rpe)
+    self.similarity_norm = _norm("similarity_norm", [0, 3])
     self.content_output_norm = _norm("content_output_norm")
     self.value_rpe_output_norm = _norm("value_rpe_output_norm", -1, use_value_rpe)
     subscripts = _SUBSCRIPTS[self.axis]
-    self._query, self._key, self._out = subscripts["query"], subscripts["key"], subscripts["out"]
+    self._query, self._key = subscripts["query"], subscripts["key"]
+    self._out = subscripts["out"]
 
   def _check_length(self, length):
     if length is not None and length > self.max_span:
@@ -172,9 +172,12 @@ class PositionSensitiveAxialAttention(tf_keras.layers.Layer):
 
     def table(name, enabled, depth, stddev):
       # A fresh initializer per table: a shared unseeded instance repeats its values.
-      return (self.add_weight(name, shape=(rows, depth),
-                              initializer=tf_keras.initializers.TruncatedNormal(stddev=stddev),
-                              regularizer=regularizer) if enabled else None)
+      if not enabled:
+        return None
+      return self.add_weight(
+          name, shape=(rows, depth),
+          initializer=tf_keras.initializers.TruncatedNormal(stddev=stddev),
+          regularizer=regularizer)
 
     self.query_rpe = table("query_rpe", self.use_query_rpe, self._key_head_depth,
                            self.query_key_rpe_stddev)
@@ -185,30 +188,30 @@ class PositionSensitiveAxialAttention(tf_keras.layers.Layer):
     spatial = shape[:3]
     if self.qkv_norm is not None:
       self.qkv_norm.build(spatial.concatenate([projected]))
-      # Logits [B, X, heads, L, L]: statistics per head.
-      logits_shape = tf.TensorShape([None, None, self.num_heads, None, None])
-      for norm in self._similarity_norms():
-        norm.build(logits_shape)
+      self.similarity_norm.build(
+          tf.TensorShape([self._num_terms, None, None, self.num_heads, None, None]))
       for norm in self._output_norms():
         norm.build(spatial.concatenate([self.value_depth]))
     super().build(input_shape)
-
-  def _similarity_norms(self):
-    return [n for n in (self.content_similarity_norm, self.query_rpe_similarity_norm,
-                        self.key_rpe_similarity_norm) if n is not None]
 
   def _output_norms(self):
     return [n for n in (self.content_output_norm, self.value_rpe_output_norm)
             if n is not None]
 
   def _relative(self, table, length, dtype):
-    """[L, L, depth] embeddings r_{p-o} gathered from the central rows of `table`."""
+    """[L, L, depth] embeddings r_{p-o}, gathered from the table's central 2L - 1 rows.
+
+    Slicing before the gather gives the table a dense gradient (a gather alone gives
+    IndexedSlices with L * L rows, larger than the table and slow to all-reduce).
+    """
+    central = tf.slice(tf.cast(table, dtype), [self.max_span - length, 0],
+                       [2 * length - 1, -1])
     if isinstance(length, int):
-      indices = relative_position_indices(length, self.max_span)
+      indices = relative_position_indices(length, length)
     else:
       positions = tf.range(length)
-      indices = positions[None, :] - positions[:, None] + (self.max_span - 1)
-    return tf.gather(tf.cast(table, dtype), indices)
+      indices = positions[None, :] - positions[:, None] + (length - 1)
+    return tf.gather(central, indices)
 
   def _split_heads(self, inputs, training):
     """Projects to q [.., heads, dk], k [.., heads, dk], v [.., heads, dv]."""
@@ -238,7 +241,8 @@ class PositionSensitiveAxialAttention(tf_keras.layers.Layer):
     # Unknown at trace time (a None input size): check when the graph runs.
     tf.debugging.assert_less_equal(
         length, self.max_span,
-        message=f"{self.name}: the {self.axis} axis is longer than max_span={self.max_span}")
+        message=f"{self.name}: the {self.axis} axis is longer than "
+                f"max_span={self.max_span}")
     return length
 
   def _attend(self, logits, value, length, inputs, training):
@@ -257,42 +261,48 @@ class PositionSensitiveAxialAttention(tf_keras.layers.Layer):
       retrieved = self.value_rpe_output_norm(retrieved, training=training)
     return content + retrieved
 
-  def _logits_normalised(self, query, key, length, training):
-    """Sum of the batch-normalised similarity terms (reference computation)."""
-    terms = [tf.einsum(f"{self._query},{self._key}->{_LOGITS}", query, key)]
+  def _similarity_terms(self, query, key, length, scales=None):
+    """q.k, q.r^q and k.r^k as [B, X, heads, L, L] tensors; `scales` ([terms, heads])
+    multiplies each term per head, applied to q or k before the product."""
+    def scaled(t, index):
+      if scales is None:
+        return t
+      return t * tf.cast(scales[index][:, None], t.dtype)
+
+    terms = [tf.einsum(f"{self._query},{self._key}->{_LOGITS}", scaled(query, 0), key)]
     if self.query_rpe is not None:
       relative = self._relative(self.query_rpe, length, query.dtype)
-      terms.append(tf.einsum(f"{self._query},opd->{_LOGITS}", query, relative))
+      terms.append(tf.einsum(f"{self._query},opd->{_LOGITS}",
+                             scaled(query, len(terms)), relative))
     if self.key_rpe is not None:
       relative = self._relative(self.key_rpe, length, key.dtype)
-      terms.append(tf.einsum(f"{self._key},opd->{_LOGITS}", key, relative))
-    if self.qkv_norm is not None:
-      terms = [norm(t, training=training) for norm, t in zip(self._similarity_norms(), terms)]
-    return tf.add_n(terms)
+      terms.append(tf.einsum(f"{self._key},opd->{_LOGITS}", scaled(key, len(terms)),
+                             relative))
+    return terms
+
+  def _logits_normalised(self, query, key, length, training):
+    """Sum of the batch-normalised similarity terms (the reference computation)."""
+    terms = self._similarity_terms(query, key, length)
+    if self.similarity_norm is None:
+      return tf.add_n(terms)
+    stacked = self.similarity_norm(tf.stack(terms), training=training)
+    return tf.reduce_sum(stacked, axis=0)
 
   def _logits_folded(self, query, key, length):
-    """Inference: each similarity norm is a per-head affine map; fold its scale into
-    q or k (a [.., heads, d] tensor) and drop its offset (constant along the softmax
-    axis), instead of three passes over the [B, X, heads, L, L] logits."""
-    def scale(norm, like):
-      if norm is None or self.qkv_norm is None:
-        return like
-      inv = tf.math.rsqrt(tf.cast(norm.moving_variance, tf.float32) + norm.epsilon)
-      factor = tf.cast(norm.gamma, tf.float32) * inv
-      return like * tf.cast(factor[:, None], like.dtype)
+    """Inference: the similarity norm is a per-term, per-head affine map; fold its scale
+    into q or k (a [.., heads, d] tensor) and drop its offset (constant along the
+    softmax axis), instead of normalising the [B, X, heads, L, L] logits."""
+    norm = self.similarity_norm
+    scales = (tf.cast(norm.gamma, tf.float32) *
+              tf.math.rsqrt(tf.cast(norm.moving_variance, tf.float32) + norm.epsilon))
+    # Keras keeps multi-axis norm parameters broadcastable: [terms, 1, 1, heads, 1, 1].
+    scales = tf.reshape(scales, [self._num_terms, self.num_heads])
+    # One pass over the [B, X, heads, L, L] terms instead of one per addition.
+    return tf.add_n(self._similarity_terms(query, key, length, scales))
 
-    logits = tf.einsum(f"{self._query},{self._key}->{_LOGITS}",
-                       scale(self.content_similarity_norm, query), key)
-    if self.query_rpe is not None:
-      relative = self._relative(self.query_rpe, length, query.dtype)
-      logits += tf.einsum(f"{self._query},opd->{_LOGITS}",
-                          scale(self.query_rpe_similarity_norm, query), relative)
-    if self.key_rpe is not None:
-      relative = self._relative(self.key_rpe, length, key.dtype)
-      logits += tf.einsum(f"{self._key},opd->{_LOGITS}",
-                          scale(self.key_rpe_similarity_norm, key), relative)
-    return logits
-
+  # Plain Python control flow on static values only: skipping autograph's conversion
+  # makes building a model of many axial layers several times faster.
+  @tf.autograph.experimental.do_not_convert
   def call(self, inputs, training=None):
     length = self._length(inputs)
     query, key, value = self._split_heads(inputs, training)
@@ -331,9 +341,9 @@ class PositionSensitiveAxialAttention(tf_keras.layers.Layer):
 class AxialAttention2D(tf_keras.layers.Layer):
   """Height-axis then width-axis position-sensitive attention, with optional stride.
 
-  As deeplab2's `AxialAttention2D` and the paper (Sec. 3.2): the width pass takes the
-  height pass's output directly (no 1x1 conv in between), and a stride subsamples each
-  axis right after its attention pass.
+  As deeplab2's `AxialAttention2D` and the paper (Sec. 3, "Axial-ResNet"): the width
+  pass takes the height pass's output directly (no 1x1 conv in between), and a stride
+  subsamples each axis right after its attention pass.
 
   Args:
     filters: base channels; key depth = round(filters * key_expansion) and value depth
@@ -384,6 +394,9 @@ class AxialAttention2D(tf_keras.layers.Layer):
         tf.TensorShape([shape[0], height, shape[2], self.value_depth]))
     super().build(input_shape)
 
+  # Plain Python control flow on static values only: skipping autograph's conversion
+  # makes building a model of many axial layers several times faster.
+  @tf.autograph.experimental.do_not_convert
   def call(self, inputs, training=None):
     x = self.height_attention(inputs, training=training)
     if self.strides > 1:

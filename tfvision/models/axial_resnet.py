@@ -1,44 +1,52 @@
 """Axial-ResNet, Axial-DeepLab backbones and Axial-SWideRNet (Wang et al., ECCV 2020).
 
-Axial-ResNet (paper Sec. 3.2, Table 1 "Conv-Stem + Axial-Attention") is ResNet-50 with
-the 3x3 convolution of every bottleneck replaced by height-axis then width-axis
-position-sensitive attention (`tfvision.blocks.axial.AxialBottleneckBlock`), at width
-multipliers 0.5 / 0.75 / 1 / 2 for S / M / L / XL. Axial-DeepLab's backbones are the
+Axial-ResNet (the paper's "Axial-ResNet" paragraph in Sec. 3; Table 1 "Conv-Stem +
+Axial-Attention") is ResNet-50 with the 3x3 convolution of every bottleneck replaced by
+height-axis then width-axis position-sensitive attention
+(`tfvision.blocks.axial.AxialBottleneckBlock`), at width multipliers 0.5 / 0.75 / 1 / 2
+for S / M / L / XL. Axial-DeepLab's backbones are the
 same networks with the Inception-style stem (three 3x3 convs) of DeepLab's ResNet-beta.
 Axial-SWideRNet-(w1, w2, l) is SWideRNet with axial blocks wherever the (undilated)
 input stride of a block is at least 16.
 
-Where the paper is silent or differs from the released code (deeplab2
+Where the paper is silent, the released TensorFlow code decided (deeplab2
 `model/encoder/axial_resnet.py`, `axial_resnet_instances.py`,
-`model/layers/axial_block_groups.py`), which produced the published checkpoints and the
-reference parameter counts, we follow the released code:
+`model/layers/axial_block_groups.py`; its parameter counts are the references), except
+for one point where the paper is explicit:
 
-1. Max-pool: the paper keeps ResNet's 7x7 stride-2 conv and 3x3 max-pool; deeplab2 drops
-   the max-pool and strides the first block of conv2_x instead, so that block's
-   attention runs at stride 2 (112 x 112 at 224) before it subsamples.
-2. Stride: the first block of each stage carries it, by subsampling each axis after its
-   attention pass (the paper's "optional striding after each axial-attention layer").
-3. Widths: stage filters are round(stride * 32 * width) for the input strides 2, 4, 8, 16,
-   i.e. 64, 128, 256, 512 times the width multiplier; the stem keeps 64 channels
-   (deeplab2's stem_width_multiplier is 1 for S and L). Axial blocks use filters
-   [f * 2, f, 4 f] with key depth f and value depth 2 f, 8 heads.
+1. Max-pool: the paper ("Axial-ResNet", Sec. 3) keeps ResNet's stem, the 7x7 stride-2
+   conv *and* the 3x3 stride-2 max-pool ("conv-stem"), as TF1 DeepLab's ResNet-beta
+   keeps the max-pool after its Inception stem; deeplab2 drops it and strides the first block of conv2_x
+   instead, so that block attends at stride 2 (112 x 112 at 224) before subsampling.
+   The max-pool has no parameters, so deeplab2's counts hold either way; the paper's
+   2.8B M-Adds for Axial-ResNet-S (Table 1) match the max-pool (2.72 G counted here),
+   not deeplab2's arrangement (3.25 G). `stem_max_pool` defaults to the paper; False
+   gives deeplab2's graph.
+2. Stride: the first block of each later stage carries it, by subsampling each axis
+   right after its attention pass (also the paper's "optional striding").
+3. Widths: stage filters are round(stride * 32 * width) for the ResNet input strides
+   2, 4, 8, 16, i.e. 64, 128, 256, 512 times the width multiplier; the conv stem keeps
+   64 channels at every width (deeplab2's stem_width_multiplier is 1 for S and L).
+   Axial blocks use filters [2 f, f, 4 f] with key depth f, value depth 2 f, 8 heads.
 4. Axial-DeepLab: the issue text says "axial blocks past stride 16"; deeplab2's
-   AxialDeepLabS/L (and AxialResNetS/L) use axial blocks from stride 2, i.e. in every
-   stage, and its reference counts (11,565,856 for axial_deeplab_s) hold only for that
-   placement, so `use_axial_beyond_stride=2`. "Past stride 16" is deeplab2's
-   Axial-SWideRNet and MaX-DeepLab placement.
-5. Relative embeddings hold 2 * 255 - 1 distances (deeplab2's MAX_SPAN), so an axis may
-   be up to 255 long (`max_span`); a longer one raises ValueError. At 641 x 641 the
-   first axial block of an every-stage model sees 321 rows: use a larger `max_span`
-   (more parameters) or Axial-SWideRNet, whose axial blocks start at stride 16.
-6. Fully self-attentional ("Full Axial-Attention" in Table 1, `stem="axial"`): deeplab2's
-   `use_axial_beyond_stride=1` removes the conv stem and adds a first stage of three
-   axial blocks at stride 1 (base width 32). As in deeplab2, the first of them applies
-   its ReLU to the normalised image.
-7. Drop path: the paper does not use it for Axial-ResNet; deeplab2's ResNet instances
-   keep it off (default 0). Axial-SWideRNet follows deeplab2's Cityscapes configs: keep
-   probability 0.8 with the "linear" schedule from stride 4 on, and neither SE nor SAC
-   ("the naive SWideRNet", deeplab2 g3doc/projects/axial_deeplab.md).
+   AxialDeepLabS/L (like AxialResNetS/L) use `use_axial_beyond_stride=2`, i.e. axial
+   blocks in every stage, and the reference counts (11,565,856 for axial_deeplab_s)
+   hold only for that placement. "Past stride 16" is deeplab2's Axial-SWideRNet and
+   MaX-DeepLab placement.
+5. Relative embeddings hold 2 * 255 - 1 distances (deeplab2's MAX_SPAN), so any axis up
+   to 255 long is attended globally (`max_span`); a longer one raises ValueError
+   (deeplab2 raises NotImplementedError past 129; the paper's local span-m window is
+   not implemented there either).
+6. Fully self-attentional ("Full Axial-Attention" of Table 1, `stem="axial"`): deeplab2's
+   `use_axial_beyond_stride=1` replaces the conv stem by a first stage of three axial
+   blocks (base width 32, the first strided). As in deeplab2, the first of them applies
+   its ReLU to the normalised image. Its parameters match Table 1 (12.5M with the head);
+   its M-Adds do not (6.0 G counted here against 3.3B): the paper's stem differs in a
+   way neither the paper nor deeplab2 documents.
+7. Drop path: the paper does not use it for Axial-ResNet and deeplab2's ResNet
+   instances keep it off (default 0). Axial-SWideRNet follows deeplab2's Cityscapes
+   configs: keep probability 0.8 on the "linear" schedule from stride 4, and neither
+   SE nor SAC ("the naive SWideRNet", deeplab2 g3doc/projects/axial_deeplab.md).
 
 Inputs are pixels in [0, 255], normalised inside the model to x / 127.5 - 1 as deeplab2.
 """
@@ -68,10 +76,11 @@ RESNET50_BLOCKS = (3, 4, 6, 3)
 _AXIAL_STEM_BLOCKS = 3
 
 
-def axial_resnet_plan(num_blocks=RESNET50_BLOCKS, layer_multiplier=1.0, width_multiplier=1.0,
-                      stem="conv7x7", output_stride=32, use_axial_beyond_stride=2,
-                      attention_bottleneck_expansion=2, drop_path_rate=0.0,
-                      drop_path_schedule="constant", drop_path_beyond_stride=16):
+def axial_resnet_plan(num_blocks=RESNET50_BLOCKS, layer_multiplier=1.0,
+                      width_multiplier=1.0, stem="conv7x7", stem_max_pool=True, output_stride=32,
+                      use_axial_beyond_stride=2, attention_bottleneck_expansion=2,
+                      drop_path_rate=0.0, drop_path_schedule="constant",
+                      drop_path_beyond_stride=16):
   """Per-block settings of an (Axial-)ResNet, following deeplab2's BlockGroup.
 
   Returns:
@@ -85,12 +94,16 @@ def axial_resnet_plan(num_blocks=RESNET50_BLOCKS, layer_multiplier=1.0, width_mu
   first = 0 if stem == "axial" else 1
   plan = []
   for index in range(first, len(_STAGE_INPUT_STRIDES)):
-    stage_in = _STAGE_INPUT_STRIDES[index]
-    base = int(round(stage_in * 32 * width_multiplier))
+    # Widths follow the stage's place in ResNet (deeplab2: round(stride * 32 * width)).
+    base = int(round(_STAGE_INPUT_STRIDES[index] * 32 * width_multiplier))
+    stage_in, stride = _STAGE_INPUT_STRIDES[index], 2
+    if index == 1 and stem_max_pool:
+      # The stem's max-pool already took conv2_x to stride 4.
+      stage_in, stride = 4, 1
     current = stage_in
     stage = []
     for block in range(counts[index]):
-      strides = 2 if (block == 0 and stage_in < output_stride) else 1
+      strides = stride if (block == 0 and stage_in < output_stride) else 1
       axial = current >= use_axial_beyond_stride > 0
       expansion = attention_bottleneck_expansion if axial else 1
       stage.append(dict(
@@ -101,7 +114,7 @@ def axial_resnet_plan(num_blocks=RESNET50_BLOCKS, layer_multiplier=1.0, width_mu
               drop_path_rate, drop_path_schedule, current, drop_path_beyond_stride),
           input_stride=current))
       if block == 0:
-        current *= 2
+        current *= stride
     plan.append(stage)
   return plan
 
@@ -168,6 +181,9 @@ class AxialResNet(VisionModel):
       convs 64, 64, 128, deeplab2 "resnet_beta", Axial-DeepLab) or "axial" (no conv:
       a first stage of 3 axial blocks at stride 1; needs use_axial_beyond_stride=1).
     stem_width_multiplier: channel multiplier of the conv stem.
+    stem_max_pool: 3x3 stride-2 max-pool after the conv stem (the paper, Sec. 3, and
+      TF1 DeepLab's ResNet-beta); False moves that stride into the first block of
+      conv2_x as deeplab2 does. None: True after a conv stem. No parameters either way.
     num_blocks: blocks of conv2_x .. conv5_x.
     layer_multiplier: depth multiplier of num_blocks (int(b * multiplier) each).
     use_axial_beyond_stride: axial blocks where a block's input stride is >= this;
@@ -190,7 +206,8 @@ class AxialResNet(VisionModel):
   """
 
   def __init__(self, width_multiplier=1.0, stem="conv7x7", stem_width_multiplier=1.0,
-               num_blocks=RESNET50_BLOCKS, layer_multiplier=1.0, use_axial_beyond_stride=2,
+               stem_max_pool=None, num_blocks=RESNET50_BLOCKS, layer_multiplier=1.0,
+               use_axial_beyond_stride=2,
                output_stride=32, attention_bottleneck_expansion=2, num_heads=8,
                key_expansion=1.0, value_expansion=2.0, max_span=DEFAULT_MAX_SPAN,
                position_sensitive=True, include_top=True, num_classes=1000,
@@ -201,8 +218,9 @@ class AxialResNet(VisionModel):
                name="axial_resnet"):
     config = dict(
         width_multiplier=width_multiplier, stem=stem,
-        stem_width_multiplier=stem_width_multiplier,
-        num_blocks=list(num_blocks) if isinstance(num_blocks, (list, tuple)) else num_blocks,
+        stem_width_multiplier=stem_width_multiplier, stem_max_pool=stem_max_pool,
+        num_blocks=(list(num_blocks) if isinstance(num_blocks, (list, tuple))
+                    else num_blocks),
         layer_multiplier=layer_multiplier, use_axial_beyond_stride=use_axial_beyond_stride,
         output_stride=output_stride,
         attention_bottleneck_expansion=attention_bottleneck_expansion,
@@ -220,7 +238,7 @@ class AxialResNet(VisionModel):
                   weight_decay=weight_decay)
 
     inputs, x = self._make_inputs(input_shape, DEEPLAB_MEAN_RGB, DEEPLAB_STD_RGB)
-    x = self._stem(x, stem, stem_width_multiplier, common)
+    x = self._stem(x, stem, stem_width_multiplier, self._max_pool(config), common)
     act = get_activation("relu")
     endpoints = {}
     first_stage = 1 if stem == "axial" else 2
@@ -243,17 +261,29 @@ class AxialResNet(VisionModel):
                  classifier_activation, dropout_rate, name=name)
 
   @staticmethod
-  def _stem(x, stem, width, common):
+  def _max_pool(config):
+    """stem_max_pool resolved: None means after a conv stem (the paper), not after none."""
+    if config["stem_max_pool"] is None:
+      return config["stem"] != "axial"
+    return config["stem_max_pool"]
+
+  @staticmethod
+  def _stem(x, stem, width, max_pool, common):
     """The conv stem, ending with BN and no activation (the first block applies it)."""
     if stem == "conv7x7":
-      return ConvNormAct(int(round(64 * width)), 7, strides=2, activation=None,
-                         name="stem", **common)(x)
-    if stem == "inception":
+      x = ConvNormAct(int(round(64 * width)), 7, strides=2, activation=None, name="stem",
+                      **common)(x)
+    elif stem == "inception":
       # deeplab2 `stems.InceptionSTEM` (int() rounding of its widths).
       x = ConvNormAct(int(64 * width), 3, strides=2, name="stem_conv1", **common)(x)
       x = ConvNormAct(int(64 * width), 3, name="stem_conv2", **common)(x)
-      return ConvNormAct(int(128 * width), 3, activation=None, name="stem_conv3",
-                         **common)(x)
+      x = ConvNormAct(int(128 * width), 3, activation=None, name="stem_conv3", **common)(x)
+    if max_pool:
+      # 3x3 stride-2 max-pool with symmetric padding (PyTorch / TF1 DeepLab windows).
+      # The input is not activated yet, and the next block starts with ReLU, so zero
+      # padding gives exactly relu(max-pool(x)) with padding that never wins.
+      x = tf_keras.layers.ZeroPadding2D(1, name="stem_pool_pad")(x)
+      x = tf_keras.layers.MaxPooling2D(3, strides=2, name="stem_pool")(x)
     return x
 
   def _validate_and_plan(self, config):
@@ -273,6 +303,13 @@ class AxialResNet(VisionModel):
     if min(int(b * config["layer_multiplier"]) for b in blocks) < 1:
       raise ValueError(f"layer_multiplier leaves a stage without blocks, received "
                        f"layer_multiplier={config['layer_multiplier']!r}")
+    max_pool = config["stem_max_pool"]
+    if max_pool is not None and not isinstance(max_pool, bool):
+      raise ValueError(f"stem_max_pool must be None, True or False, received "
+                       f"stem_max_pool={config['stem_max_pool']!r}")
+    if config["stem"] == "axial" and config["stem_max_pool"]:
+      raise ValueError(f"the fully axial model has no conv stem to pool after, received "
+                       f"stem_max_pool={config['stem_max_pool']!r}")
     validation.check_in("output_stride", config["output_stride"], OUTPUT_STRIDES)
     _check_axial_args(config)
     if (config["stem"] == "axial") != (config["use_axial_beyond_stride"] == 1):
@@ -286,7 +323,7 @@ class AxialResNet(VisionModel):
                         _DROP_PATH_STRIDES)
     plan = axial_resnet_plan(
         blocks, config["layer_multiplier"], config["width_multiplier"], config["stem"],
-        config["output_stride"], config["use_axial_beyond_stride"],
+        self._max_pool(config), config["output_stride"], config["use_axial_beyond_stride"],
         config["attention_bottleneck_expansion"], config["drop_path_rate"],
         config["drop_path_schedule"], config["drop_path_beyond_stride"])
     _check_heads_divide(plan, config)
@@ -417,9 +454,11 @@ register_model("axial_deeplab_s", AxialDeepLabSBackbone, family="axial_resnet",
                tiny=_TINY_RESNET, paper="axial-deeplab Sec. 4.2; deeplab2 AxialDeepLabS")
 register_model("axial_deeplab_l", AxialDeepLabLBackbone, family="axial_resnet",
                tiny=_TINY_RESNET, paper="axial-deeplab Sec. 4.2; deeplab2 AxialDeepLabL")
+# Its stride-1 stage has half the base width, so 8 heads need twice the tiny width.
 register_model("full_axial_resnet_s", FullAxialResNetS, family="axial_resnet",
-               tiny=_TINY_RESNET,
-               paper="axial-deeplab Table 1 (Full Axial-Attention); deeplab2 stride-1 axial")
+               tiny=dict(_TINY_RESNET, width_multiplier=0.25),
+               paper="axial-deeplab Table 1 (Full Axial-Attention); deeplab2 "
+                     "use_axial_beyond_stride=1")
 
 # deeplab2 ships Cityscapes configs for Axial-SWideRNet-(1, 1, l), l in {1, 3, 4.5}.
 AXIAL_SWIDERNET_VARIANTS = ((1, 1, 1), (1, 1, 3), (1, 1, 4.5))
