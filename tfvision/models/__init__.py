@@ -20,12 +20,13 @@ from tfvision.models.registry import (ModelEntry, create_model, get_model_entry,
                                       register_model)
 from tfvision.models.resnest import ResNeSt, ResNeSt50, ResNeSt101, ResNeSt200, ResNeSt269
 from tfvision.models.swidernet import SWideRNet, WideResNet41
-from tfvision.models.panoptic_deeplab import (PanopticDeepLab, PanopticDeepLabSWideRNet,
+from tfvision.models.panoptic_deeplab import (AxialDeepLabL, AxialDeepLabS, PanopticDeepLab,
+                                              PanopticDeepLabSWideRNet,
                                               panoptic_variant_name)
 from tfvision.models.deeplab import DeepLabV3, DeepLabV3Plus
 
 __all__ = [
-    "AxialDeepLabLBackbone", "AxialDeepLabSBackbone", "AxialResNet", "AxialResNetL",
+    "AxialDeepLabL", "AxialDeepLabS", "AxialDeepLabLBackbone", "AxialDeepLabSBackbone", "AxialResNet", "AxialResNetL",
     "AxialResNetM", "AxialResNetS", "AxialResNetXL", "AxialSWideRNet", "BoTNet",
     "BoTNet101", "BoTNet152", "BoTNet200", "BoTNet50", "BoTNetS1", "BoTNetT3", "BoTNetT4",
     "BoTNetT5", "BoTNetT6", "BoTNetT7", "ClassificationHead", "DeepLabV3", "DeepLabV3Plus",
