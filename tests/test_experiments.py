@@ -61,7 +61,7 @@ def test_every_family_and_task_has_an_experiment():
   families = {get_model_entry(name).family for name in registry_names}
   installed = {get_model_entry(name).family for name in tfvision.models.list_models()}
   # Pale and Axial-ResNet are reached by registry name whenever their family is merged.
-  assert ({"pale", "axial"} & installed) <= families
+  assert ({"pale", "axial_resnet"} & installed) <= families
   for required in ("tfvision_resnest50_imagenet", "tfvision_botnet50_imagenet",
                    "tfvision_swidernet_imagenet", "tfvision_deeplabv3_resnest101_ade20k",
                    "tfvision_deeplabv3_resnest101_cityscapes",

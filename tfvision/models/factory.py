@@ -22,6 +22,7 @@ The returned backbones follow Model Garden's contract: a dict of endpoints "2"..
 and `output_specs`, what Model Garden's FPN and ASPP decoders expect.
 """
 import dataclasses
+import re
 from typing import Any, Callable, Dict
 
 import tf_keras
@@ -98,8 +99,21 @@ def _registry_arguments(config):
   return dict(arguments, _registry_name=config.model_name)
 
 
+# Arguments the generic builder passes from the task's norm_activation / regulariser;
+# families without them (Axial-ResNet has no `activation`) are built without.
+_SHARED_ARGUMENTS = ("norm", "norm_momentum", "norm_epsilon", "activation", "weight_decay")
+_UNEXPECTED = re.compile(r"unexpected keyword argument '(\w+)'")
+
+
 def _create_by_name(_registry_name, **kwargs):
-  return create_model(_registry_name, **kwargs)
+  while True:
+    try:
+      return create_model(_registry_name, **kwargs)
+    except TypeError as error:
+      match = _UNEXPECTED.search(str(error))
+      if not match or match.group(1) not in _SHARED_ARGUMENTS or match.group(1) not in kwargs:
+        raise
+      kwargs.pop(match.group(1))
 
 
 FAMILIES = {
