@@ -381,7 +381,7 @@ class AxialSWideRNet(SWideRNet):
   deeplab2's Cityscapes configs: no SE, no SAC, drop path 0.2 on a linear schedule.
 
   Args:
-    w1, w2, l, use_se, sac_beyond_stride, output_stride, multi_grid, include_top,
+    w1, w2, l, use_se, se_beyond_stride, sac_beyond_stride, output_stride, multi_grid, include_top,
     num_classes, input_shape, pooling, classifier_activation, drop_path_rate,
     drop_path_schedule, drop_path_beyond_stride, dropout_rate, norm, norm_momentum,
     norm_epsilon, weight_decay, name: as SWideRNet.
@@ -390,8 +390,8 @@ class AxialSWideRNet(SWideRNet):
     max_span, position_sensitive: as AxialResNet.
   """
 
-  def __init__(self, w1=1.0, w2=1.0, l=1.0, use_se=False, sac_beyond_stride=0,
-               use_axial_beyond_stride=16, attention_bottleneck_expansion=4, num_heads=8,
+  def __init__(self, w1=1.0, w2=1.0, l=1.0, use_se=False, se_beyond_stride=2,
+               sac_beyond_stride=0, use_axial_beyond_stride=16, attention_bottleneck_expansion=4, num_heads=8,
                key_expansion=2.0, value_expansion=4.0, max_span=DEFAULT_MAX_SPAN,
                position_sensitive=True, output_stride=32, multi_grid=None,
                include_top=True, num_classes=1000, input_shape=None, pooling="avg",
@@ -400,8 +400,9 @@ class AxialSWideRNet(SWideRNet):
                norm_momentum=0.99, norm_epsilon=1e-3, weight_decay=0.0,
                name="axial_swidernet"):
     super().__init__(
-        w1=w1, w2=w2, l=l, use_se=use_se, sac_beyond_stride=sac_beyond_stride,
-        output_stride=output_stride, multi_grid=multi_grid, include_top=include_top,
+        w1=w1, w2=w2, l=l, use_se=use_se, se_beyond_stride=se_beyond_stride,
+        sac_beyond_stride=sac_beyond_stride, output_stride=output_stride,
+        multi_grid=multi_grid, include_top=include_top,
         num_classes=num_classes, input_shape=input_shape, pooling=pooling,
         classifier_activation=classifier_activation, drop_path_rate=drop_path_rate,
         drop_path_schedule=drop_path_schedule,
