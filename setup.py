@@ -41,6 +41,7 @@ setup(
     entry_points={
         "console_scripts": [
             "tfvision-demo=tfvision.demo:main",
+            "tfvision-train=tfvision.train:main",
         ],
     },
     license="Apache-2.0",

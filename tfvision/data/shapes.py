@@ -155,6 +155,8 @@ class TfvisionShapes(tfds.core.GeneratorBasedBuilder):
                    description="96x96 images (the `make demo` setting)"),
       ShapesConfig(name="s128", size=128, train_examples=2048, validation_examples=256,
                    description="128x128 images"),
+      ShapesConfig(name="tiny", size=64, train_examples=64, validation_examples=16,
+                   description="64x64 images, 64 + 16 of them: tests and smoke runs"),
   ]
   DEFAULT_CONFIG_NAME = "s96"
 

@@ -1,0 +1,225 @@
+"""Training inputs and configuration errors: decoders by TFDS name, YAML configs,
+unknown names and keys, corrupt images skipped and counted."""
+import pathlib
+import re
+import types
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import yaml
+from official.core import exp_factory
+
+import tfvision.tasks
+from tfvision import train
+from tfvision.configs import image_classification as classification_cfg
+from tfvision.data import decoders
+from tfvision.data import robust
+from tfvision.models import factory
+from tfvision.tasks import inputs as inputs_lib
+from tfvision.tasks.image_classification import RawPixelParser
+
+CONFIG_DIR = pathlib.Path(__file__).resolve().parents[1] / "configs"
+YAML_FILES = sorted(CONFIG_DIR.rglob("*.yaml"))
+
+# (experiment, data config) -> the decoder its tfds_name must select.
+EXPECTED_DECODERS = {
+    "tfvision_resnest50_imagenet": decoders._imagenet_classification,  # pylint: disable=protected-access
+    "tfvision_botnet50_imagenet": decoders._imagenet_classification,  # pylint: disable=protected-access
+    "tfvision_swidernet_imagenet": decoders._imagenet_classification,  # pylint: disable=protected-access
+    "tfvision_deeplabv3_resnest101_ade20k": decoders._ade20k_semantic,  # pylint: disable=protected-access
+    "tfvision_deeplabv3_resnest101_cityscapes": decoders._cityscapes_semantic,  # pylint: disable=protected-access
+    "tfvision_panoptic_deeplab_swidernet_coco": decoders._coco_panoptic,  # pylint: disable=protected-access
+    # deeplab2's Cityscapes TFRecords (TFDS cityscapes has no instance labels).
+    "tfvision_panoptic_deeplab_swidernet_cityscapes": decoders._tfrecord_panoptic,  # pylint: disable=protected-access
+}
+def _kind(task_config):
+  name = type(task_config).__name__
+  return {"ImageClassificationTask": "classification",
+          "SemanticSegmentationTask": "semantic",
+          "PanopticDeepLabTask": "panoptic"}[name]
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_DECODERS))
+def test_tfds_configs_select_the_right_decoder(name):
+  params = exp_factory.get_exp_config(name)
+  for data in (params.task.train_data, params.task.validation_data):
+    decoder = decoders.get_decoder(_kind(params.task), data.tfds_name)
+    assert decoder is EXPECTED_DECODERS[name], (name, data.tfds_name)
+
+
+def test_every_experiment_has_a_decoder():
+  for name in tfvision.tasks.list_experiments():
+    params = exp_factory.get_exp_config(name)
+    for data in (params.task.train_data, params.task.validation_data):
+      assert data.tfds_name or data.input_path, name
+      decoders.get_decoder(_kind(params.task), data.tfds_name)
+
+
+def test_coco_panoptic_decoder_maps_segments_to_panoptic_ids():
+  # Segment ids 5 (class 0 "person", thing), 9 (class 2, crowd thing) and 7 (class 90,
+  # stuff); pixels of id 0 are void.
+  ids = np.array([[5, 5, 0], [9, 7, 7]])
+  rgb = np.stack([ids % 256, ids // 256 % 256, ids // 65536], -1).astype(np.uint8)
+  example = {"image": tf.zeros([2, 3, 3], tf.uint8), "panoptic_image": tf.constant(rgb),
+             "panoptic_objects": {"id": tf.constant([7, 5, 9]),
+                                  "label": tf.constant([90, 0, 2]),
+                                  "is_crowd": tf.constant([False, False, True])}}
+  panoptic = decoders.get_decoder("panoptic", "coco/2017_panoptic")(example)["panoptic"]
+  expected = np.array([[1 * 256 + 1, 1 * 256 + 1, 0], [3 * 256, 91 * 256, 91 * 256]])
+  np.testing.assert_array_equal(panoptic.numpy(), expected)
+
+
+def test_cityscapes_and_ade20k_label_mappings():
+  ids = tf.constant([[7, 26, 0], [33, -1, 255]])
+  np.testing.assert_array_equal(decoders.cityscapes_train_ids(ids).numpy(),
+                                [[0, 13, 255], [18, 255, 255]])
+  ade = {"image": tf.zeros([1, 3, 3], tf.uint8),
+         "annotation": tf.constant([[[0], [1], [150]]], tf.uint8)}
+  semantic = decoders.get_decoder("semantic", "scene_parse150")(ade)["semantic"]
+  np.testing.assert_array_equal(semantic.numpy(), [[255, 0, 149]])
+
+
+def test_dataset_without_decoder_names_the_key():
+  with pytest.raises(ValueError, match=r"task\.train_data\.tfds_name='mnist'"):
+    decoders.get_decoder("panoptic", "mnist", key="task.train_data.tfds_name")
+  params = exp_factory.get_exp_config("tfvision_panoptic_deeplab_swidernet_shapes")
+  params.task.train_data.tfds_name = "imagenet2012"
+  task = tfvision.tasks.panoptic_deeplab.PanopticDeepLabTask(params.task)
+  with pytest.raises(ValueError, match=r"task\.train_data\.tfds_name='imagenet2012'"):
+    task.build_inputs(params.task.train_data)
+
+
+# --- configuration errors ----------------------------------------------------------------
+
+class _Flags(types.SimpleNamespace):
+  """The flag values `train_utils.ExperimentParser` reads (it also tests `in`)."""
+
+  def __contains__(self, name):
+    return name in vars(self)
+
+
+def _flags(**kwargs):
+  values = dict(experiment=None, config_file=None, params_override=None, tpu=None,
+                tf_data_service=None)
+  values.update(kwargs)
+  return _Flags(**values)
+
+
+def test_unknown_experiment_is_named_with_suggestions():
+  with pytest.raises(train.ConfigError,
+                     match=r"--experiment='tfvision_resnest51_imagenet'.*Did you mean "
+                           r"tfvision_resnest50_imagenet"):
+    train.parse_configuration(_flags(experiment="tfvision_resnest51_imagenet"))
+
+
+def test_unknown_yaml_key_is_named(tmp_path):
+  config = tmp_path / "bad.yaml"
+  config.write_text("task:\n  model:\n    backbone:\n      resnest:\n        depthh: 50\n")
+  with pytest.raises(train.ConfigError, match="depthh"):
+    train.parse_configuration(_flags(experiment="tfvision_resnest50_imagenet",
+                                     config_file=[str(config)]))
+  with pytest.raises(train.ConfigError, match="learning_rat"):
+    train.parse_configuration(_flags(experiment="tfvision_resnest50_imagenet",
+                                     params_override="trainer.learning_rat=0.1"))
+
+
+def test_unknown_backbone_is_named():
+  with pytest.raises(train.ConfigError, match="backbone"):
+    train.parse_configuration(_flags(
+        experiment="tfvision_resnest50_imagenet",
+        params_override="task.model.backbone.type=resnet_rs"))
+  with pytest.raises(train.ConfigError, match="pale_huge"):
+    train.parse_configuration(_flags(
+        experiment="tfvision_swidernet_imagenet",
+        params_override=("task.model.backbone.type=tfvision,"
+                         "task.model.backbone.tfvision.model_name=pale_huge")))
+  with pytest.raises(ValueError, match=r"backbone\.type='nope'"):
+    factory.family_builder(types.SimpleNamespace(type="nope"))
+
+
+def test_main_reports_config_errors_without_traceback(capsys):
+  with pytest.raises(SystemExit) as exit_info:
+    train.main(["tfvision-train", "--experiment=tfvision_nope", "--mode=train",
+                "--model_dir=/tmp/unused"])
+  assert exit_info.value.code == 2
+  assert "--experiment='tfvision_nope'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("path", YAML_FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_yaml_config_loads_onto_its_experiment(path):
+  text = path.read_text()
+  experiment = re.search(r"^# experiment: (\S+)$", text, re.M).group(1)
+  params = train.parse_configuration(_flags(experiment=experiment,
+                                            config_file=[str(path)]))
+  runtime = yaml.safe_load(text)["runtime"]
+  if path.stem.endswith("_tpu"):
+    assert runtime == {"distribution_strategy": "tpu", "mixed_precision_dtype": "bfloat16"}
+  else:
+    assert runtime["distribution_strategy"] == "mirrored" and runtime["num_gpus"] >= 1
+  assert params.runtime.distribution_strategy == runtime["distribution_strategy"]
+  data = params.task.train_data
+  assert data.tfds_name or data.input_path
+  decoders.get_decoder(_kind(params.task), data.tfds_name)
+
+
+def test_yaml_files_cover_every_paper_experiment():
+  covered = {re.search(r"^# experiment: (\S+)$", p.read_text(), re.M).group(1)
+             for p in YAML_FILES}
+  papers = {n for n in tfvision.tasks.list_experiments() if "shapes" not in n}
+  assert papers <= covered, sorted(papers - covered)
+  for name in papers:
+    variants = sorted(p.stem.rsplit("_", 1)[1] for p in YAML_FILES
+                      if f"# experiment: {name}\n" in p.read_text())
+    assert variants == ["gpu", "tpu"], (name, variants)
+
+
+# --- corrupt images ----------------------------------------------------------------------
+
+def _jpeg(seed):
+  image = np.random.RandomState(seed).randint(0, 255, (40, 48, 3)).astype(np.uint8)
+  return tf.io.encode_jpeg(image).numpy()
+
+
+def _classification_records(path, encoded_images):
+  with tf.io.TFRecordWriter(str(path)) as writer:
+    for label, encoded in enumerate(encoded_images):
+      example = tf.train.Example(features=tf.train.Features(feature={
+          "image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(value=[encoded])),
+          "image/class/label": tf.train.Feature(int64_list=tf.train.Int64List(
+              value=[label % 3]))}))
+      writer.write(example.SerializeToString())
+
+
+def test_map_skipping_errors_counts_each_dropped_element():
+  values = tf.data.Dataset.from_tensor_slices([1.0, -1.0, -2.0, 4.0, -3.0, 9.0])
+
+  def fn(x):
+    with tf.control_dependencies([tf.debugging.assert_non_negative(x)]):
+      return tf.sqrt(x)
+
+  out = list(robust.map_skipping_errors(values, fn, deterministic=True).as_numpy_iterator())
+  assert [float(v) for v, _ in out] == [1.0, 2.0, 3.0]
+  assert [int(s) for _, s in out] == [0, 2, 1]
+
+
+def test_corrupt_images_are_skipped_and_counted(tmp_path):
+  good = [_jpeg(i) for i in range(5)]
+  records = [good[0], b"not an image", good[1], good[2], good[3][:60], good[4]]
+  path = tmp_path / "train.tfrecord"
+  _classification_records(path, records)
+  data = classification_cfg.DataConfig(
+      input_path=str(path), tfds_name="", is_training=False, global_batch_size=1,
+      drop_remainder=False, cycle_length=1, deterministic=True)
+  parser = RawPixelParser(output_size=[32, 32], num_classes=3, image_field_key="image",
+                          label_field_key="label", decode_jpeg_only=False, aug_crop=False)
+  dataset = inputs_lib.build_dataset(data, "classification", parser.parse_fn(False))
+  metric = robust.SkippedExamples()
+  images = []
+  for pixels, labels in dataset:
+    images.append(pixels.numpy())
+    metric.update_state(labels["skipped_examples"])
+  # Two corrupt records (garbage, truncated JPEG) dropped; four good images parsed.
+  assert len(images) == 4
+  assert float(metric.result()) == 2.0
+  assert all(i.shape == (1, 32, 32, 3) and 0 <= i.min() and i.max() <= 255.5 for i in images)

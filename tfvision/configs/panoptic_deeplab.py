@@ -1,0 +1,277 @@
+"""Panoptic-DeepLab task config and its experiments (swidernet.md Sec. 4).
+
+Experiments (`official.core.exp_factory` names):
+
+- `tfvision_panoptic_deeplab_swidernet_coco`: COCO panoptic (TFDS
+  `coco/2017_panoptic`), crop 641 x 641, batch 64, 500K iterations;
+- `tfvision_panoptic_deeplab_swidernet_cityscapes`: Cityscapes panoptic (deeplab2
+  TFRecords: TFDS' `cityscapes` has no instance labels), crop 1025 x 2049, batch 32, 60K
+  iterations;
+- `tfvision_panoptic_deeplab_swidernet_shapes`: the built-in `tfvision_shapes` dataset,
+  the `make demo` job (its deviations from the paper recipe are listed in
+  `tfvision/demo.py`).
+
+The paper recipe (swidernet.md Sec. 4, "Experimental setup", and Sec. 4.1): Adam with
+learning rate 1e-4 and the "poly" schedule (power 0.9, deeplab2's default), no weight
+decay, BN fine-tuned, random scale augmentation (deeplab2's ranges: [0.5, 1.5] COCO,
+[0.5, 2.0] Cityscapes), drop path with a constant survival rate of 0.8, Panoptic-DeepLab's
+losses and weights (bootstrapped cross-entropy on the top 20% pixels, center MSE x 200,
+offset L1 x 0.01, center sigma 8), and at evaluation stuff segments below 4096 (COCO) /
+2048 (Cityscapes) pixels re-assigned to void. The backbone is SWideRNet-(1, 1, 1) with SE
+and SAC at output stride 16 and standard convs in ASPP and decoder (the strong regime
+baseline, Table 3); the fast regime (Table 5) is `separable_conv: all` with
+SWideRNet-(0.25, w2, l) (the `configs/panoptic_deeplab/*fast*` YAML files). AutoAugment
+with Table 2's policy is `train_data.parser.autoaugment_policy: swidernet_table2`.
+"""
+import dataclasses
+from typing import List, Optional
+
+from official.core import config_definitions as cfg
+from official.core import exp_factory
+from official.modeling import hyperparams
+from official.modeling import optimization
+from official.vision.configs import common
+
+from tfvision.configs import backbones
+from tfvision.data.panoptic import CITYSCAPES_PANOPTIC, COCO_PANOPTIC
+
+COCO_TRAIN_EXAMPLES = 118287
+COCO_VAL_EXAMPLES = 5000
+CITYSCAPES_TRAIN_EXAMPLES = 2975
+CITYSCAPES_VAL_EXAMPLES = 500
+
+
+@dataclasses.dataclass
+class PanopticParser(hyperparams.Config):
+  """Augmentation and target settings (`tfvision.data.dense_parsers.PanopticParser`)."""
+  aug_scale_min: float = 1.0
+  aug_scale_max: float = 1.0
+  aug_rand_hflip: bool = True
+  autoaugment_policy: Optional[str] = None
+  sigma: float = 8.0
+  small_instance_area: int = 4096
+  small_instance_weight: float = 3.0
+
+
+@dataclasses.dataclass
+class PanopticDataConfig(cfg.DataConfig):
+  """Input config: TFDS name or TFRecords (deeplab2 layout), batch, parser."""
+  input_path: str = ""
+  tfds_name: str = ""
+  tfds_split: str = ""
+  global_batch_size: int = 0
+  is_training: bool = True
+  drop_remainder: bool = True
+  shuffle_buffer_size: int = 1000
+  file_type: str = "tfrecord"
+  parser: PanopticParser = dataclasses.field(default_factory=PanopticParser)
+
+
+@dataclasses.dataclass
+class PanopticLabels(hyperparams.Config):
+  """Label scheme: panoptic id = semantic * label_divisor + instance."""
+  thing_classes: List[int] = dataclasses.field(
+      default_factory=lambda: list(CITYSCAPES_PANOPTIC.thing_classes))
+  ignore_label: int = CITYSCAPES_PANOPTIC.ignore_label
+  label_divisor: int = CITYSCAPES_PANOPTIC.label_divisor
+
+
+@dataclasses.dataclass
+class PanopticPostProcess(hyperparams.Config):
+  """Post-processing (`tfvision.ops.panoptic_postprocess`)."""
+  center_threshold: float = 0.1
+  nms_kernel: int = CITYSCAPES_PANOPTIC.nms_kernel
+  keep_k_centers: int = 200
+  stuff_area_limit: int = CITYSCAPES_PANOPTIC.stuff_area_limit
+
+
+@dataclasses.dataclass
+class PanopticDeepLabModel(hyperparams.Config):
+  """`tfvision.models.PanopticDeepLab` on a `tfvision.configs.backbones.Backbone`."""
+  num_classes: int = 19
+  input_size: List[int] = dataclasses.field(default_factory=lambda: [1025, 2049, 3])
+  backbone: backbones.Backbone = dataclasses.field(
+      default_factory=lambda: backbones.Backbone(type="swidernet",
+                                                 swidernet=backbones.SWideRNet()))
+  norm_activation: common.NormActivation = dataclasses.field(
+      default_factory=lambda: common.NormActivation(
+          activation="relu", norm_momentum=0.99, norm_epsilon=1e-3, use_sync_bn=False))
+  output_stride: int = 16
+  atrous_rates: Optional[List[int]] = None
+  separable_conv: str = "none"
+  aspp_dropout_rate: float = 0.1
+  semantic_aspp_filters: int = 256
+  semantic_decoder_filters: int = 256
+  semantic_low_level_filters: List[int] = dataclasses.field(default_factory=lambda: [64, 32])
+  semantic_head_filters: int = 256
+  instance_aspp_filters: int = 256
+  instance_decoder_filters: int = 128
+  instance_low_level_filters: List[int] = dataclasses.field(
+      default_factory=lambda: [32, 16])
+  center_head_filters: int = 32
+  offset_head_filters: int = 32
+  fusion_kernel_size: int = 5
+  head_kernel_size: int = 5
+
+
+@dataclasses.dataclass
+class PanopticLosses(hyperparams.Config):
+  """Panoptic-DeepLab loss weights (`tfvision.losses.panoptic.PanopticDeepLabLoss`)."""
+  top_k_percent: float = 0.2
+  semantic_weight: float = 1.0
+  center_weight: float = 200.0
+  offset_weight: float = 0.01
+  l2_weight_decay: float = 0.0
+
+
+@dataclasses.dataclass
+class PanopticDeepLabTask(cfg.TaskConfig):
+  """The task config of `tfvision.tasks.panoptic_deeplab.PanopticDeepLabTask`."""
+  model: PanopticDeepLabModel = dataclasses.field(default_factory=PanopticDeepLabModel)
+  train_data: PanopticDataConfig = dataclasses.field(
+      default_factory=lambda: PanopticDataConfig(is_training=True))
+  validation_data: PanopticDataConfig = dataclasses.field(
+      default_factory=lambda: PanopticDataConfig(is_training=False, drop_remainder=False))
+  labels: PanopticLabels = dataclasses.field(default_factory=PanopticLabels)
+  post_process: PanopticPostProcess = dataclasses.field(default_factory=PanopticPostProcess)
+  losses: PanopticLosses = dataclasses.field(default_factory=PanopticLosses)
+  init_checkpoint: Optional[str] = None
+  init_checkpoint_modules: str = "all"
+
+
+def poly_adam(learning_rate, train_steps, power=0.9):
+  """Adam, no weight decay, lr * (1 - step / train_steps) ^ power (deeplab2's "poly")."""
+  return optimization.OptimizationConfig({
+      "optimizer": {"type": "adam", "adam": {"beta_1": 0.9, "beta_2": 0.999,
+                                              "epsilon": 1e-7}},
+      "learning_rate": {"type": "polynomial", "polynomial": {
+          "initial_learning_rate": learning_rate, "decay_steps": train_steps,
+          "end_learning_rate": 0.0, "power": power}},
+  })
+
+
+def _swidernet_backbone(w1, w2, l, drop_path=0.2):
+  return backbones.Backbone(type="swidernet", swidernet=backbones.SWideRNet(
+      w1=w1, w2=w2, l=l, use_se=True, sac_beyond_stride=32, output_stride=16,
+      stochastic_depth_drop_rate=drop_path, drop_path_schedule="constant"))
+
+
+def _panoptic_experiment(info, input_size, train_batch, train_steps, train_data,
+                         validation_data, validation_steps, scale_range, eval_batch=1):
+  model = PanopticDeepLabModel(num_classes=info.num_classes, input_size=list(input_size),
+                               backbone=_swidernet_backbone(1, 1, 1))
+  train_data.global_batch_size = train_batch
+  train_data.parser = PanopticParser(aug_scale_min=scale_range[0],
+                                     aug_scale_max=scale_range[1])
+  validation_data.global_batch_size = eval_batch
+  task = PanopticDeepLabTask(
+      model=model, train_data=train_data, validation_data=validation_data,
+      labels=PanopticLabels(thing_classes=list(info.thing_classes),
+                            ignore_label=info.ignore_label,
+                            label_divisor=info.label_divisor),
+      post_process=PanopticPostProcess(nms_kernel=info.nms_kernel,
+                                       stuff_area_limit=info.stuff_area_limit))
+  return cfg.ExperimentConfig(
+      runtime=cfg.RuntimeConfig(distribution_strategy="tpu",
+                                mixed_precision_dtype="bfloat16"),
+      task=task,
+      trainer=cfg.TrainerConfig(
+          train_steps=train_steps, validation_steps=validation_steps,
+          validation_interval=10000, steps_per_loop=1000, summary_interval=1000,
+          checkpoint_interval=1000, max_to_keep=5,
+          optimizer_config=poly_adam(1e-4, train_steps),
+          best_checkpoint_eval_metric="panoptic_quality",
+          best_checkpoint_metric_comp="higher"),
+      restrictions=["task.train_data.is_training != None",
+                    "task.validation_data.is_training != None"])
+
+
+@exp_factory.register_config_factory("tfvision_panoptic_deeplab_swidernet_coco")
+def panoptic_deeplab_swidernet_coco():
+  """COCO panoptic: 641 x 641 crops, batch 64, 500K iterations (swidernet.md Sec. 4)."""
+  config = _panoptic_experiment(
+      COCO_PANOPTIC, (641, 641, 3), 64, 500000,
+      PanopticDataConfig(tfds_name="coco/2017_panoptic", tfds_split="train",
+                         is_training=True),
+      PanopticDataConfig(tfds_name="coco/2017_panoptic", tfds_split="validation",
+                         is_training=False, drop_remainder=False),
+      COCO_VAL_EXAMPLES, scale_range=(0.5, 1.5))
+  config.task.model.norm_activation.use_sync_bn = True
+  return config
+
+
+@exp_factory.register_config_factory("tfvision_panoptic_deeplab_swidernet_cityscapes")
+def panoptic_deeplab_swidernet_cityscapes():
+  """Cityscapes panoptic: 1025 x 2049 crops, batch 32, 60K iterations (Sec. 4).
+
+  Reads deeplab2's Cityscapes TFRecords (`build_cityscapes_data.py`, panoptic labels
+  as raw int32 with label divisor 1000); set `input_path` to their location.
+  """
+  config = _panoptic_experiment(
+      CITYSCAPES_PANOPTIC, (1025, 2049, 3), 32, 60000,
+      PanopticDataConfig(input_path="cityscapes/tfrecord/train*", is_training=True),
+      PanopticDataConfig(input_path="cityscapes/tfrecord/val*", is_training=False,
+                         drop_remainder=False),
+      CITYSCAPES_VAL_EXAMPLES, scale_range=(0.5, 2.0))
+  config.task.model.norm_activation.use_sync_bn = True
+  return config
+
+
+# The `make demo` settings (tfvision/demo.py lists each deviation from the paper recipe).
+SHAPES_DEMO = dict(
+    size=96, train_batch=8, train_steps=800, learning_rate=1e-3, sigma=3.0,
+    decoder_width=64, nms_kernel=7, stuff_area_limit=64, small_instance_area=0,
+    scale_range=(1.0, 1.0), top_k_percent=1.0)
+
+
+@exp_factory.register_config_factory("tfvision_panoptic_deeplab_swidernet_shapes")
+def panoptic_deeplab_swidernet_shapes():
+  """Panoptic-DeepLab + SWideRNet-(0.25, 0.25, 0.75) on the built-in tfvision_shapes.
+
+  The CPU-sized `make demo` job: 96 x 96 images, decoders narrowed to
+  `SHAPES_DEMO["decoder_width"]`, Adam 1e-3 poly, sigma and post-processing scaled to
+  the image size. tfvision/demo.py documents every deviation from the paper recipe.
+  """
+  from tfvision.data import shapes  # pylint: disable=import-outside-toplevel
+  s = SHAPES_DEMO
+  width = s["decoder_width"]
+  size = s["size"]
+  name = f"tfvision_shapes/s{size}"
+  model = PanopticDeepLabModel(
+      num_classes=shapes.NUM_CLASSES, input_size=[size, size, 3],
+      backbone=_swidernet_backbone(0.25, 0.25, 0.75, drop_path=0.0),
+      separable_conv="all", semantic_aspp_filters=width, semantic_decoder_filters=width,
+      semantic_low_level_filters=[width // 2, width // 4], semantic_head_filters=width,
+      instance_aspp_filters=width, instance_decoder_filters=width // 2,
+      instance_low_level_filters=[width // 4, width // 8],
+      center_head_filters=width // 4, offset_head_filters=width // 4)
+  parser = PanopticParser(aug_scale_min=s["scale_range"][0], aug_scale_max=s["scale_range"][1],
+                          sigma=s["sigma"], small_instance_area=s["small_instance_area"])
+  task = PanopticDeepLabTask(
+      model=model,
+      train_data=PanopticDataConfig(tfds_name=name, tfds_split="train", is_training=True,
+                                    global_batch_size=s["train_batch"], parser=parser,
+                                    shuffle_buffer_size=2048),
+      validation_data=PanopticDataConfig(
+          tfds_name=name, tfds_split="validation", is_training=False,
+          drop_remainder=False, global_batch_size=16,
+          parser=PanopticParser(sigma=s["sigma"],
+                                small_instance_area=s["small_instance_area"])),
+      labels=PanopticLabels(thing_classes=list(shapes.THING_IDS),
+                            ignore_label=shapes.IGNORE_LABEL,
+                            label_divisor=shapes.LABEL_DIVISOR),
+      post_process=PanopticPostProcess(nms_kernel=s["nms_kernel"],
+                                       stuff_area_limit=s["stuff_area_limit"]),
+      losses=PanopticLosses(top_k_percent=s["top_k_percent"]))
+  steps = s["train_steps"]
+  return cfg.ExperimentConfig(
+      runtime=cfg.RuntimeConfig(distribution_strategy="mirrored", num_gpus=0),
+      task=task,
+      trainer=cfg.TrainerConfig(
+          train_steps=steps, validation_steps=-1, validation_interval=steps,
+          steps_per_loop=50, summary_interval=50, checkpoint_interval=100, max_to_keep=3,
+          optimizer_config=poly_adam(s["learning_rate"], steps),
+          best_checkpoint_eval_metric="panoptic_quality",
+          best_checkpoint_metric_comp="higher"),
+      restrictions=["task.train_data.is_training != None",
+                    "task.validation_data.is_training != None"])

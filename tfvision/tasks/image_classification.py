@@ -1,0 +1,134 @@
+"""Image classification with the tfvision models for Model Garden's trainer.
+
+Model Garden's `ImageClassificationTask` provides the losses (label smoothing, soft
+labels after mixup), metrics and train / validation steps; this subclass changes what
+differs:
+
+- the model is the tfvision classifier itself (`build_model_from_config(...,
+  include_top=True)`: the family's own head and input normalisation);
+- the parser is Model Garden's (random-size crop, flip, color jitter, AutoAugment /
+  RandAugment, center-crop evaluation) with its ImageNet normalisation undone
+  (x * std + mean), so the model receives raw [0, 255] pixels like everywhere else;
+- decoding runs in the error-tolerant stage (`tfvision.tasks.inputs`), and the
+  `skipped_examples` metric counts corrupt images.
+"""
+import tensorflow as tf
+from official.core import task_factory
+from official.vision.dataloaders import classification_input
+from official.vision.ops import augment as model_garden_augment
+from official.vision.ops import preprocess_ops
+from official.vision.tasks import image_classification as model_garden
+
+from tfvision.configs import image_classification as exp_cfg
+from tfvision.data import augment
+from tfvision.data import robust
+from tfvision.data import shapes  # noqa: F401  (registers the built-in TFDS dataset)
+from tfvision.models.factory import build_model_from_config
+from tfvision.tasks import inputs as inputs_lib
+from tfvision.tasks.common import initialize_from_checkpoint
+
+
+class RawPixelParser(classification_input.Parser):
+  """Model Garden's classification parser, returning [0, 255] pixels.
+
+  The parent normalises with Model Garden's ImageNet mean / std after augmentation;
+  this multiplies back by the std and adds the mean (exact up to float rounding), then
+  casts to the requested dtype. Color jitter runs here, on the pixels after AutoAugment /
+  RandAugment (`tfvision.data.augment.color_jitter`), instead of in the parent between
+  crop and resize: the parent's version cannot be traced in the error-tolerant stage.
+  """
+
+  def __init__(self, dtype="float32", color_jitter=0.0, **kwargs):
+    super().__init__(dtype="float32", color_jitter=0.0, **kwargs)
+    self._jitter = float(color_jitter)
+    self._pixel_dtype = tf.dtypes.as_dtype(dtype)
+    self._mean = tf.constant(preprocess_ops.MEAN_RGB, tf.float32)
+    self._std = tf.constant(preprocess_ops.STDDEV_RGB, tf.float32)
+
+  def _to_pixels(self, image):
+    return tf.cast(tf.cast(image, tf.float32) * self._std + self._mean, self._pixel_dtype)
+
+  def _parse_train_image(self, decoded_tensors):
+    image = tf.cast(super()._parse_train_image(decoded_tensors), tf.float32)
+    pixels = augment.color_jitter(image * self._std + self._mean, self._jitter)
+    return tf.cast(pixels, self._pixel_dtype)
+
+  def _parse_eval_image(self, decoded_tensors):
+    return self._to_pixels(super()._parse_eval_image(decoded_tensors))
+
+
+def build_classifier(model_config, l2_weight_decay=0.0):
+  """The tfvision classifier of a `ClassificationModel` config."""
+  extra = {}
+  if model_config.dropout_rate is not None:
+    extra["dropout_rate"] = model_config.dropout_rate
+  return build_model_from_config(
+      model_config.backbone, model_config.norm_activation,
+      weight_decay=l2_weight_decay / 2.0, include_top=True,
+      num_classes=model_config.num_classes, **extra)
+
+
+@task_factory.register_task_cls(exp_cfg.ImageClassificationTask)
+class ImageClassificationTask(model_garden.ImageClassificationTask):
+  """tfvision classifier + raw-pixel parser on Model Garden's classification task."""
+
+  def build_model(self):
+    model = build_classifier(self.task_config.model,
+                             self.task_config.losses.l2_weight_decay)
+    model(tf.zeros([1] + list(self.task_config.model.input_size)), training=False)
+    return model
+
+  def initialize(self, model):
+    initialize_from_checkpoint(model, self.task_config.init_checkpoint,
+                               self.task_config.init_checkpoint_modules)
+
+  def build_inputs(self, params, input_context=None):
+    config = self.task_config
+    num_classes = config.model.num_classes
+    parser = RawPixelParser(
+        output_size=config.model.input_size[:2], num_classes=num_classes,
+        image_field_key="image", label_field_key="label", decode_jpeg_only=False,
+        aug_rand_hflip=params.aug_rand_hflip, aug_crop=params.aug_crop,
+        crop_area_range=params.crop_area_range, aug_type=params.aug_type,
+        color_jitter=params.color_jitter, random_erasing=params.random_erasing,
+        is_multilabel=params.is_multilabel, dtype=params.dtype,
+        center_crop_fraction=params.center_crop_fraction,
+        tf_resize_method=params.tf_resize_method, three_augment=params.three_augment)
+    postprocess_fn = None
+    if params.mixup_and_cutmix:
+      mix = model_garden_augment.MixupAndCutmix(
+          mixup_alpha=params.mixup_and_cutmix.mixup_alpha,
+          cutmix_alpha=params.mixup_and_cutmix.cutmix_alpha,
+          prob=params.mixup_and_cutmix.prob,
+          switch_prob=params.mixup_and_cutmix.switch_prob,
+          label_smoothing=params.mixup_and_cutmix.label_smoothing,
+          num_classes=num_classes)
+
+      def postprocess_fn(images, labels):
+        images, mixed = mix(images, labels["label"])
+        return images, dict(labels, label=mixed)
+
+    key = "task.train_data" if params.is_training else "task.validation_data"
+    return inputs_lib.build_dataset(params, "classification",
+                                    parser.parse_fn(params.is_training), input_context,
+                                    postprocess_fn=postprocess_fn, config_key=key)
+
+  def build_metrics(self, training=True):
+    return super().build_metrics(training) + [robust.SkippedExamples()]
+
+  @staticmethod
+  def _split(inputs, metrics):
+    images, labels = inputs
+    skipped = [m for m in metrics or [] if isinstance(m, robust.SkippedExamples)]
+    others = [m for m in metrics or [] if not isinstance(m, robust.SkippedExamples)]
+    for metric in skipped:
+      metric.update_state(labels["skipped_examples"])
+    return (images, labels["label"]), others
+
+  def train_step(self, inputs, model, optimizer, metrics=None):
+    inputs, metrics = self._split(inputs, metrics)
+    return super().train_step(inputs, model, optimizer, metrics=metrics)
+
+  def validation_step(self, inputs, model, metrics=None):
+    inputs, metrics = self._split(inputs, metrics)
+    return super().validation_step(inputs, model, metrics=metrics)
