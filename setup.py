@@ -41,6 +41,8 @@ setup(
     entry_points={
         "console_scripts": [
             "tfvision-demo=tfvision.demo:main",
+            "tfvision-export-saved-model=tfvision.export.cli:saved_model_main",
+            "tfvision-export-tflite=tfvision.export.cli:tflite_main",
         ],
     },
     license="Apache-2.0",
