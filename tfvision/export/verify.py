@@ -224,13 +224,15 @@ def verify_saved_model(saved_model_dir: str, model, images, *,
   postprocess = serving.resolve_postprocess(model, spec.task, postprocess_fn)
   computation = serving.ServingComputation(lambda x: model(x, training=False), spec,
                                            postprocess)
+  # Graph mode for speed (the per-image map_fn of dense outputs is slow eagerly); the
+  # Keras side is still the in-memory model object and its variables.
+  keras_reference = tf.function(computation.from_image_tensor)
   exported, reference = [], []
   for start in range(0, len(images), batch_size):
     chunk = images[start:start + batch_size]
     outputs = function(inputs=signature_inputs(chunk, signature))
     exported.append({k: v.numpy() for k, v in outputs.items()})
-    reference.append({k: v.numpy() for k, v in
-                      computation.from_image_tensor(tf.constant(chunk)).items()})
+    reference.append({k: v.numpy() for k, v in keras_reference(tf.constant(chunk)).items()})
   exported, reference = _concat(exported), _concat(reference)
   report = ParityReport(f"saved_model:{signature}", spec.task, len(images))
   _compare(report, exported, reference)
@@ -336,7 +338,12 @@ def _postprocessed(postprocess, raw, size):
   """Post-processed maps of raw panoptic outputs restored to the image size."""
   spec = serving.ServingSpec(task="panoptic", input_size=None,
                              num_classes=raw[contract.SEMANTIC_LOGITS].shape[-1])
-  computation = serving.ServingComputation(lambda x: raw, spec, postprocess)
+
+  @tf.function
+  def _run(tensors, sizes):
+    computation = serving.ServingComputation(lambda _: tensors, spec, postprocess)
+    return computation.run(None, sizes)
+
   sizes = tf.tile(tf.constant([list(size)], tf.int32), [len(raw[contract.SEMANTIC_LOGITS]), 1])
-  outputs = computation.run(tf.zeros([1, 1, 1, 3]), sizes)
+  outputs = _run({k: tf.constant(v) for k, v in raw.items()}, sizes)
   return {k: outputs[k].numpy() for k in contract.POSTPROCESS_OUTPUTS}
