@@ -191,7 +191,8 @@ def markdown(rows):
   for r in rows:
     lines.append(
         f"| {r['model']} | {r['task']} | {r['params']:,d} | {r['keras_metric']:.1f} | "
-        f"{r['logit_scale']:.1f} | {r['saved_model_max_abs_error']:.1e} | {r['float32_max_abs_error']:.1e} | "
+        f"{r['logit_scale']:.1f} | {r['saved_model_max_abs_error']:.1e} | "
+        f"{r['float32_max_abs_error']:.1e} | "
         f"{r['float16_max_abs_error']:.1e} | {100 * r['dynamic_agreement']:.1f}% | "
         f"{r['int8_max_abs_error']:.2f} | {100 * r['int8_agreement']:.1f}% | "
         f"{r['int8_metric_drop']:+.2f} | {r['float32_bytes'] / 1024:.0f} / "

@@ -86,7 +86,8 @@ class OpsReport:
 
 def ops_report(flatbuffer: bytes) -> OpsReport:
   """Reads the operators and tensor types of a .tflite flatbuffer (schema, no interpreter)."""
-  from ai_edge_litert import schema_py_generated as schema  # pylint: disable=import-outside-toplevel
+  # pylint: disable=import-outside-toplevel
+  from ai_edge_litert import schema_py_generated as schema
   builtin_names = {value: key for key, value in vars(schema.BuiltinOperator).items()
                    if not key.startswith("_")}
   type_names = {value: key for key, value in vars(schema.TensorType).items()
