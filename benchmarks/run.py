@@ -26,6 +26,10 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# keras_cv_attention_models (kecam:) builds on `tf.keras`; with TF 2.20 that is Keras 3
+# unless this is set before TensorFlow is imported, and then its layers are tf_keras.
+# tfvision itself imports tf_keras directly and does not depend on this setting.
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402

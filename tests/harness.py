@@ -83,12 +83,14 @@ def check_backbone_endpoints(name, size=None, output_stride=None, **overrides):
     kwargs["output_stride"] = output_stride
   model = entry.build_tiny(**kwargs)
   size = size or entry.tiny_size
+  # A registered default output stride (e.g. BoTNet-S1's 16) counts like a passed one.
+  output_stride = output_stride or model.get_config().get("output_stride") or 32
   outputs = model(sample_images(1, size), training=False)
   assert isinstance(outputs, dict), type(outputs)
   for level in (2, 3, 4, 5):
     key = str(level)
     assert key in outputs, f"{name}: endpoint {key} missing from {sorted(outputs)}"
-    expected = expected_endpoint_size(size, level, output_stride or 32)
+    expected = expected_endpoint_size(size, level, output_stride)
     assert outputs[key].shape[1:3] == (expected, expected), (key, outputs[key].shape)
     assert tuple(model.output_specs[key][-1:]) == tuple(outputs[key].shape[-1:])
     assert np.all(np.isfinite(outputs[key].numpy()))
@@ -195,12 +197,49 @@ def classification_loss(labels, outputs):
   return tf_keras.losses.sparse_categorical_crossentropy(labels, outputs, from_logits=True)
 
 
+def _synthetic_panoptic(model, batch, size):
+  from tfvision.data.panoptic import (  # pylint: disable=import-outside-toplevel
+      synthetic_dataset_info, synthetic_panoptic_batch)
+  info = synthetic_dataset_info(model.get_config()["num_classes"])
+  return info, synthetic_panoptic_batch(batch, size, info, seed=1)[1]
+
+
+def semantic_labels(model, batch, size):
+  """[batch, size, size] int32 semantic maps of synthetic panoptic samples."""
+  info, panoptic = _synthetic_panoptic(model, batch, size)
+  return (panoptic // info.label_divisor).astype("int32")
+
+
+def semantic_loss(labels, outputs):
+  """Per-example pixel-averaged cross-entropy of [B, H, W, C] logits."""
+  from tfvision.losses.panoptic import (  # pylint: disable=import-outside-toplevel
+      semantic_segmentation_loss)
+  return semantic_segmentation_loss(labels, outputs, ignore_label=255)
+
+
+def panoptic_labels(model, batch, size):
+  """Panoptic-DeepLab target dicts of synthetic panoptic samples."""
+  from tfvision.ops.panoptic_targets import panoptic_targets  # pylint: disable=import-outside-toplevel
+  info, panoptic = _synthetic_panoptic(model, batch, size)
+  targets = panoptic_targets(panoptic, **info.target_kwargs())
+  return {key: value.numpy() for key, value in targets.items()}
+
+
+def panoptic_loss(labels, outputs):
+  """Per-example Panoptic-DeepLab loss (top-k CE + 200 center MSE + 0.01 offset L1)."""
+  from tfvision.losses.panoptic import PanopticDeepLabLoss  # pylint: disable=import-outside-toplevel
+  return PanopticDeepLabLoss(ignore_label=255)(labels, outputs)
+
+
 # Dense-prediction families register their training loss here: task -> fn(labels, outputs)
-# returning per-example losses, and task -> fn(batch, size, outputs_spec) making labels.
-TRAINING_LOSSES = {"classification": classification_loss}
+# returning per-example losses, and task -> fn(model, batch, size) making labels.
+TRAINING_LOSSES = {"classification": classification_loss, "semantic": semantic_loss,
+                   "panoptic": panoptic_loss}
 TRAINING_LABELS = {
     "classification": lambda model, batch, size: (np.arange(batch) %
                                                    model.get_config()["num_classes"]).astype("int32"),
+    "semantic": semantic_labels,
+    "panoptic": panoptic_labels,
 }
 
 

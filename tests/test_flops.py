@@ -44,3 +44,13 @@ def test_dynamic_shape_is_reported():
   assert count_macs(model, (5, 5, 3)) == 25 * 2 * 3
   assert format_count(4_100_000_000, "MACs") == "4.10GMACs"
   assert np.isclose(float(format_count(1234)[:-1]), 1.23)
+
+
+def test_dilated_convolutions_count_the_real_output_not_the_space_to_batch_padding():
+  inputs = tf_keras.Input((41, 41, 4))
+  conv = tf_keras.layers.Conv2D(6, 3, padding="same", dilation_rate=18, use_bias=False)
+  depthwise = tf_keras.layers.DepthwiseConv2D(3, padding="same", dilation_rate=6)
+  model = tf_keras.Model(inputs, [conv(inputs), depthwise(inputs)])
+  _, parts = count_macs(model, (41, 41, 4), breakdown=True)
+  assert parts["Conv2D"] == 41 * 41 * 6 * 9 * 4
+  assert parts["DepthwiseConv2dNative"] == 41 * 41 * 4 * 9

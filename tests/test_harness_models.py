@@ -20,6 +20,21 @@ ALL_MODELS = list_models()
 REPRESENTATIVES = {
     # SE + SAC + basic and bottleneck blocks: every SWideRNet code path.
     "swidernet": ["swidernet_0.25_0.25_0.75"],
+    # ResNeSt: the "fast" layout with radix 4 and two cardinal groups exercises every
+    # split-attention path but the sigmoid gate (radix 1), whose XLA / bf16 / TFLite runs
+    # are in test_split_attention.py; resnest50 differs only in the pool's position.
+    "resnest": ["resnest50_fast_4s2x40d"],
+    # Panoptic-DeepLab: dual ASPP / decoders, separable and 1x1 convs, three float32
+    # heads, aligned-corner upsampling. DeepLabV3 / V3+ are built from the same layers
+    # (ASPP, ConvNormAct, SeparableConvNormAct, ResizeToMatch, a float32 1x1 classifier).
+    "deeplab": ["panoptic_deeplab_swidernet_0.25_0.25_0.75"],
+    # BoTNet-50: ResNet blocks in c2-c4, strided and unstrided BoT blocks (the ResNet
+    # baselines use the same blocks; S1 / SE blocks: tests/test_botnet.py).
+    "botnet": ["botnet50"],
+    # T / S / B share one block layout (parallel pale attention, padded at every stage
+    # of the tiny 64x64 configuration); the other attention modes are covered in
+    # tests/test_pale_attention.py (XLA, TFLite) and tests/test_pale.py.
+    "pale": ["pale_tiny"],
 }
 FULL = sorted({name for names in REPRESENTATIVES.values() for name in names})
 

@@ -1,4 +1,12 @@
 """Residual and transformer blocks built from tfvision.layers."""
+from tfvision.blocks.bottleneck_transformer import (BottleneckTransformerBlock,
+                                                    ResNetBottleneckBlock)
+from tfvision.blocks.pale import OverlappingPatchMerging, PaleTransformerBlock
 from tfvision.blocks.residual import WideResidualBlock
+from tfvision.blocks.resnest import AveragePoolDownsample, ResNeStBottleneck
 
-__all__ = ["WideResidualBlock"]
+__all__ = [
+    "AveragePoolDownsample", "BottleneckTransformerBlock", "OverlappingPatchMerging",
+    "PaleTransformerBlock", "ResNeStBottleneck", "ResNetBottleneckBlock",
+    "WideResidualBlock",
+]

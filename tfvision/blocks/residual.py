@@ -103,6 +103,7 @@ class WideResidualBlock(tf_keras.layers.Layer):
           weight_decay=self.weight_decay, name="shortcut")
     super().build(input_shape)
 
+  @tf.autograph.experimental.do_not_convert
   def call(self, inputs, training=None):
     x = self._act(inputs) if self._act is not None else inputs
     if self.shortcut is not None:

@@ -260,6 +260,7 @@ class ConvNormAct(tf_keras.layers.Layer):
         self.pre_context = self.post_context = None
     self.bn = make_norm(norm, norm_momentum, norm_epsilon, gamma_initializer, name="bn")
 
+  @tf.autograph.experimental.do_not_convert
   def call(self, inputs, training=None):
     x = inputs
     if self.pre_context is not None:

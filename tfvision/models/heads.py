@@ -38,6 +38,7 @@ class ClassificationHead(tf_keras.layers.Layer):
     self.fc = tf_keras.layers.Dense(
         num_classes, kernel_initializer=kernel_initializer, dtype="float32", name="logits")
 
+  @tf.autograph.experimental.do_not_convert
   def call(self, inputs, training=None):
     if self.pooling == "avg":
       x = tf.reduce_mean(inputs, axis=[1, 2])

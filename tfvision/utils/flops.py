@@ -21,8 +21,24 @@ def _shape(tensor):
   return [int(d) for d in shape]
 
 
+def _conv_output_shape(op):
+  """Output shape of a convolution, seen through a dilated conv's BatchToSpaceND.
+
+  tf_keras runs a dilated convolution as SpaceToBatchND -> conv -> BatchToSpaceND. The
+  inner conv's output covers the input padded up to a multiple of the rate; the
+  BatchToSpaceND that follows crops it back to the layer's real output, which is what
+  the layer computes (counting the inner conv overstates a rate-18 conv on a 41x41 map
+  by 1.7x).
+  """
+  if op.inputs[0].op.type == "SpaceToBatchND":
+    cropped = [c for c in op.outputs[0].consumers() if c.type == "BatchToSpaceND"]
+    if cropped:
+      return _shape(cropped[0].outputs[0])
+  return _shape(op.outputs[0])
+
+
 def _conv2d_macs(op):
-  out = _shape(op.outputs[0])
+  out = _conv_output_shape(op)
   kernel = _shape(op.inputs[1])
   if out is None or kernel is None:
     return None
@@ -31,7 +47,7 @@ def _conv2d_macs(op):
 
 
 def _depthwise_macs(op):
-  out = _shape(op.outputs[0])
+  out = _conv_output_shape(op)
   kernel = _shape(op.inputs[1])
   if out is None or kernel is None:
     return None

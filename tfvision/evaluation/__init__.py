@@ -1,0 +1,1 @@
+"""Evaluation metrics and entry points (PQ / SQ / RQ, mIoU)."""

@@ -1,0 +1,1 @@
+"""Training losses of the dense-prediction models."""

@@ -1,0 +1,446 @@
+"""Panoptic-DeepLab (Cheng et al., CVPR 2020) on any tfvision backbone.
+
+Architecture (swidernet.md Sec. 4 builds on it; deeplab2 `model/decoder/panoptic_deeplab.py`
+and `configs/{coco,cityscapes}/panoptic_deeplab/*.textproto` fix the details):
+
+- backbone endpoints "5" (ASPP input, output stride 16 by default), "3" and "2" (strides
+  8 and 4; deeplab2's res5, res3, res2);
+- two decoders, each an ASPP on "5" followed by two fusion stages: project the stride-8
+  (then stride-4) endpoint with a 1x1 conv, upsample the running features to its size
+  (bilinear, corners aligned), concatenate, fuse with one 5x5 conv. Semantic decoder:
+  ASPP 256, projections 64 / 32, fusion 256 channels. Instance decoder: ASPP 256,
+  projections 32 / 16, fusion 128 channels;
+- three heads, each a 5x5 conv (256 channels semantic, 32 center and offset) and a 1x1
+  conv with bias (truncated-normal 0.01 init): semantic logits, the class-agnostic
+  instance center heatmap (1 channel, no activation: trained with MSE against a
+  Gaussian) and the (dy, dx) offset to the instance center;
+- outputs upsampled from stride 4 to the input size, bilinear with aligned corners; the
+  offsets are multiplied by the upsampling ratio (deeplab2 `model/deeplab.py`,
+  `_resize_predictions`), so they are in input pixels.
+
+`separable_conv` chooses where depthwise-separable convs replace standard ones:
+"all" (ASPP atrous convs, fusion convs and head convs: the original Panoptic-DeepLab
+design and swidernet.md Table 3's "Sep-Conv", the fast regime of Table 5), "none"
+(Table 3's other rows and the strong regime) or "decoder" (fusion and head convs only:
+deeplab2's default `depthwise_separable_conv` for the decoder with its always-standard
+ASPP). Separable convs follow deeplab2's `SeparableConv2DSame`: BN + ReLU after both the
+depthwise and the pointwise conv.
+
+Where the description and deeplab2 differ, or deeplab2 decides:
+1. The ASPP image-pooling branch averages the whole feature map. deeplab2 sets its pool
+   size to (training crop / output stride), which is the whole map at the crop size and
+   a tiled average pool on larger inputs.
+2. COCO uses deeplab2's label layout: 134 semantic channels with channel 0 the void
+   class (133 thing and stuff classes + void), label divisor 256.
+3. `atrous_rates=None` gives (6, 12, 18) at output stride 16, scaled with the stride
+   ((12, 24, 36) at 8, (3, 6, 9) at 32), as deeplab2's configs.
+
+Inputs are [0, 255] pixels; the backbone normalises them. Outputs are a dict of float32
+maps at the input resolution: "semantic_logits" [B, H, W, num_classes], "center_heatmap"
+[B, H, W, 1], "offsets" [B, H, W, 2] ((dy, dx) in pixels).
+"""
+import tensorflow as tf
+import tf_keras
+
+from tfvision.layers.aspp import (AtrousSpatialPyramidPooling, check_atrous_rates,
+                                  default_atrous_rates)
+from tfvision.layers.conv import ConvNormAct
+from tfvision.layers.resize import ResizeToMatch, resize_align_corners
+from tfvision.layers.separable_conv import SeparableConvNormAct
+from tfvision.losses.panoptic import PanopticDeepLabLoss
+from tfvision.models.dense_backbone import DensePredictionModel
+from tfvision.models.registry import register_model
+from tfvision.models.swidernet import FAST_VARIANTS, variant_name
+from tfvision.utils import validation
+
+SEPARABLE_CONV = ("all", "decoder", "none")
+OUTPUT_KEYS = ("semantic_logits", "center_heatmap", "offsets")
+
+
+def _check_filters_list(name, values, length=None):
+  """A list of positive integers (of `length` entries when given)."""
+  try:
+    values = [v for v in values]
+  except TypeError:
+    raise ValueError(f"{name} must be a list of positive integers, received "
+                     f"{name}={values!r}")
+  if length is not None and len(values) != length:
+    raise ValueError(f"{name} must have one entry per low-level feature ({length}), "
+                     f"received {name}={values!r}")
+  for value in values:
+    validation.check_positive(name, value, integer=True)
+  return values
+
+
+def _conv_block(filters, kernel_size, separable, common, name):
+  """A kernel_size conv -> BN -> ReLU, depthwise-separable or standard."""
+  if separable:
+    return SeparableConvNormAct(filters, kernel_size, name=name, **common)
+  return ConvNormAct(filters, kernel_size, name=name, **common)
+
+
+@tf_keras.utils.register_keras_serializable(package="tfvision")
+class PanopticDeepLabDecoder(tf_keras.layers.Layer):
+  """One Panoptic-DeepLab decoder: ASPP on the deepest feature, then fusion stages.
+
+  deeplab2 `PanopticDeepLabSingleDecoder`: for each low-level feature (deepest first),
+  a 1x1 conv projection, bilinear upsampling (corners aligned) of the running features
+  to its size, concatenation [running, projected] and one fusion conv.
+
+  Args:
+    aspp_filters: ASPP channels.
+    atrous_rates: three ASPP atrous rates.
+    decoder_filters: channels of the fusion convs (the output).
+    low_level_filters: projection channels, one per low-level feature.
+    aspp_projection_only: ASPP reduced to its 1x1 projection (Axial-DeepLab configs).
+    aspp_separable: depthwise-separable ASPP atrous convs.
+    aspp_dropout_rate: dropout after the ASPP projection.
+    fusion_separable: depthwise-separable fusion convs.
+    fusion_kernel_size: fusion conv kernel (5 in deeplab2).
+    norm, norm_momentum, norm_epsilon, activation, weight_decay: conv settings.
+  Input: [high [B, h, w, C5], low_1 [B, h1, w1, C], ...] (deepest first);
+  output: [B, h_n, w_n, decoder_filters] at the last low-level feature's size.
+  """
+
+  def __init__(self, aspp_filters=256, atrous_rates=(6, 12, 18), decoder_filters=256,
+               low_level_filters=(64, 32), aspp_projection_only=False, aspp_separable=False,
+               aspp_dropout_rate=0.1, fusion_separable=True, fusion_kernel_size=5,
+               norm="batch", norm_momentum=0.99, norm_epsilon=1e-3, activation="relu",
+               weight_decay=0.0, **kwargs):
+    super().__init__(**kwargs)
+    self.aspp_filters = validation.check_positive("aspp_filters", aspp_filters, integer=True)
+    self.decoder_filters = validation.check_positive("decoder_filters", decoder_filters,
+                                                     integer=True)
+    self.low_level_filters = _check_filters_list("low_level_filters", low_level_filters)
+    self.aspp_projection_only = bool(aspp_projection_only)
+    self.aspp_separable = bool(aspp_separable)
+    self.fusion_separable = bool(fusion_separable)
+    self.fusion_kernel_size = validation.check_positive("fusion_kernel_size",
+                                                        fusion_kernel_size, integer=True)
+    self.norm = norm
+    self.norm_momentum = norm_momentum
+    self.norm_epsilon = norm_epsilon
+    self.activation = activation
+    self.weight_decay = weight_decay
+    common = dict(norm=norm, norm_momentum=norm_momentum, norm_epsilon=norm_epsilon,
+                  activation=activation, weight_decay=weight_decay)
+    self.aspp = AtrousSpatialPyramidPooling(
+        aspp_filters, atrous_rates, separable=aspp_separable,
+        projection_only=aspp_projection_only, dropout_rate=aspp_dropout_rate, name="aspp",
+        **common)
+    self.atrous_rates = self.aspp.atrous_rates
+    self.aspp_dropout_rate = self.aspp.dropout_rate
+    self.projections = [ConvNormAct(f, 1, name=f"projection{i + 1}", **common)
+                        for i, f in enumerate(self.low_level_filters)]
+    self.fusions = [_conv_block(decoder_filters, fusion_kernel_size, fusion_separable,
+                                common, name=f"fusion{i + 1}")
+                    for i in range(len(self.low_level_filters))]
+
+  @tf.autograph.experimental.do_not_convert
+  def call(self, inputs, training=None):
+    high, lows = inputs[0], list(inputs[1:])
+    if len(lows) != len(self.projections):
+      raise ValueError(f"expected {len(self.projections)} low-level features, received "
+                       f"{len(lows)}")
+    x = self.aspp(high, training=training)
+    for low, projection, fusion in zip(lows, self.projections, self.fusions):
+      low = projection(low, training=training)
+      x = resize_align_corners(x, tf.shape(low)[1:3])
+      x = tf.concat([x, low], axis=-1)
+      x = fusion(x, training=training)
+    return x
+
+  def compute_output_shape(self, input_shape):
+    last = tf.TensorShape(input_shape[-1])
+    return last[:-1].concatenate([self.decoder_filters])
+
+  def get_config(self):
+    config = super().get_config()
+    config.update(
+        aspp_filters=self.aspp_filters, atrous_rates=self.atrous_rates,
+        decoder_filters=self.decoder_filters, low_level_filters=self.low_level_filters,
+        aspp_projection_only=self.aspp_projection_only, aspp_separable=self.aspp_separable,
+        aspp_dropout_rate=self.aspp_dropout_rate, fusion_separable=self.fusion_separable,
+        fusion_kernel_size=self.fusion_kernel_size, norm=self.norm,
+        norm_momentum=self.norm_momentum, norm_epsilon=self.norm_epsilon,
+        activation=self.activation, weight_decay=self.weight_decay)
+    return config
+
+
+@tf_keras.utils.register_keras_serializable(package="tfvision")
+class PanopticDeepLabHead(tf_keras.layers.Layer):
+  """A prediction head: kernel_size conv -> BN -> ReLU, then a 1x1 conv with bias.
+
+  deeplab2 `PanopticDeepLabSingleHead`; the final conv is initialised from a truncated
+  normal with stddev 0.01 and computes in float32 under mixed precision.
+
+  Args:
+    head_filters: channels of the first conv.
+    output_filters: predicted channels.
+    kernel_size: first conv kernel (5 in deeplab2).
+    separable: depthwise-separable first conv.
+    norm, norm_momentum, norm_epsilon, activation, weight_decay: conv settings.
+  Input: [B, h, w, C]; output: [B, h, w, output_filters] float32.
+  """
+
+  def __init__(self, head_filters, output_filters, kernel_size=5, separable=True,
+               norm="batch", norm_momentum=0.99, norm_epsilon=1e-3, activation="relu",
+               weight_decay=0.0, **kwargs):
+    super().__init__(**kwargs)
+    self.head_filters = validation.check_positive("head_filters", head_filters, integer=True)
+    self.output_filters = validation.check_positive("output_filters", output_filters,
+                                                    integer=True)
+    self.kernel_size = validation.check_positive("kernel_size", kernel_size, integer=True)
+    self.separable = bool(separable)
+    self.norm = norm
+    self.norm_momentum = norm_momentum
+    self.norm_epsilon = norm_epsilon
+    self.activation = activation
+    self.weight_decay = weight_decay
+    common = dict(norm=norm, norm_momentum=norm_momentum, norm_epsilon=norm_epsilon,
+                  activation=activation, weight_decay=weight_decay)
+    self.conv = _conv_block(head_filters, kernel_size, separable, common, name="conv")
+    self.final_conv = tf_keras.layers.Conv2D(
+        output_filters, 1, use_bias=True,
+        kernel_initializer=tf_keras.initializers.TruncatedNormal(stddev=0.01),
+        kernel_regularizer=tf_keras.regularizers.l2(weight_decay) if weight_decay else None,
+        dtype="float32", name="final_conv")
+
+  @tf.autograph.experimental.do_not_convert
+  def call(self, inputs, training=None):
+    return self.final_conv(self.conv(inputs, training=training))
+
+  def compute_output_shape(self, input_shape):
+    return tf.TensorShape(input_shape)[:-1].concatenate([self.output_filters])
+
+  def get_config(self):
+    config = super().get_config()
+    config.update(head_filters=self.head_filters, output_filters=self.output_filters,
+                  kernel_size=self.kernel_size, separable=self.separable, norm=self.norm,
+                  norm_momentum=self.norm_momentum, norm_epsilon=self.norm_epsilon,
+                  activation=self.activation, weight_decay=self.weight_decay)
+    return config
+
+
+@tf_keras.utils.register_keras_serializable(package="tfvision")
+class PanopticDeepLab(DensePredictionModel):
+  """Panoptic-DeepLab: dual ASPP / dual decoder, semantic + center + offset heads.
+
+  Args:
+    backbone: registry name of a backbone family ("swidernet_0.25_0.5_1", ...), an
+      `include_top=False` tfvision backbone model, or its serialised config.
+    num_classes: semantic classes (19 Cityscapes; 134 COCO with channel 0 void).
+    backbone_kwargs: extra arguments for a backbone given by name (e.g. `use_se`).
+    output_stride: stride of the ASPP input (8, 16 or 32); the backbone dilates past it.
+    input_shape: (H, W, 3) or None for any size.
+    high_level_feature: endpoint feeding the ASPPs.
+    low_level_features: endpoints fused by the decoders, deepest first.
+    atrous_rates: ASPP rates; None scales (6, 12, 18) with the output stride.
+    aspp_projection_only: ASPP reduced to its 1x1 projection (Axial-DeepLab configs).
+    aspp_dropout_rate: dropout after the ASPP projection.
+    separable_conv: "all", "decoder" or "none" (see the module docstring).
+    semantic_aspp_filters, semantic_decoder_filters, semantic_low_level_filters,
+    semantic_head_filters: semantic branch widths (256, 256, (64, 32), 256).
+    instance_aspp_filters, instance_decoder_filters, instance_low_level_filters,
+    center_head_filters, offset_head_filters: instance branch widths
+      (256, 128, (32, 16), 32, 32).
+    fusion_kernel_size, head_kernel_size: 5 in deeplab2.
+    drop_path_rate: passed to a backbone given by name; None keeps its default.
+    norm, norm_momentum, norm_epsilon, activation, weight_decay: decoder settings.
+    name: model name.
+  """
+
+  def __init__(self, backbone, num_classes, backbone_kwargs=None, output_stride=16,
+               input_shape=None, high_level_feature="5", low_level_features=("3", "2"),
+               atrous_rates=None, aspp_projection_only=False, aspp_dropout_rate=0.1,
+               separable_conv="all", semantic_aspp_filters=256, semantic_decoder_filters=256,
+               semantic_low_level_filters=(64, 32), semantic_head_filters=256,
+               instance_aspp_filters=256, instance_decoder_filters=128,
+               instance_low_level_filters=(32, 16), center_head_filters=32,
+               offset_head_filters=32, fusion_kernel_size=5, head_kernel_size=5,
+               drop_path_rate=None, norm="batch", norm_momentum=0.99, norm_epsilon=1e-3,
+               activation="relu", weight_decay=0.0, name="panoptic_deeplab"):
+    config = dict(
+        backbone=backbone, num_classes=num_classes,
+        backbone_kwargs=None if backbone_kwargs is None else dict(backbone_kwargs),
+        output_stride=output_stride,
+        input_shape=None if input_shape is None else list(input_shape),
+        high_level_feature=high_level_feature,
+        low_level_features=list(low_level_features),
+        atrous_rates=None if atrous_rates is None else list(atrous_rates),
+        aspp_projection_only=aspp_projection_only, aspp_dropout_rate=aspp_dropout_rate,
+        separable_conv=separable_conv, semantic_aspp_filters=semantic_aspp_filters,
+        semantic_decoder_filters=semantic_decoder_filters,
+        semantic_low_level_filters=list(semantic_low_level_filters),
+        semantic_head_filters=semantic_head_filters,
+        instance_aspp_filters=instance_aspp_filters,
+        instance_decoder_filters=instance_decoder_filters,
+        instance_low_level_filters=list(instance_low_level_filters),
+        center_head_filters=center_head_filters, offset_head_filters=offset_head_filters,
+        fusion_kernel_size=fusion_kernel_size, head_kernel_size=head_kernel_size,
+        drop_path_rate=drop_path_rate, norm=norm, norm_momentum=norm_momentum,
+        norm_epsilon=norm_epsilon, activation=activation, weight_decay=weight_decay,
+        name=name)
+    self._validate(config)
+    required = [high_level_feature] + list(low_level_features)
+    backbone_model, config["backbone"] = self._backbone(config, required)
+    rates = atrous_rates if atrous_rates is not None else default_atrous_rates(output_stride)
+    aspp_separable = separable_conv == "all"
+    fusion_separable = separable_conv in ("all", "decoder")
+    common = dict(norm=norm, norm_momentum=norm_momentum, norm_epsilon=norm_epsilon,
+                  activation=activation, weight_decay=weight_decay)
+
+    inputs = self._image_input(input_shape)
+    features = backbone_model(inputs)
+    decoder_inputs = [features[high_level_feature]] + [features[k] for k in
+                                                        low_level_features]
+    decoder_args = dict(atrous_rates=rates, aspp_projection_only=aspp_projection_only,
+                        aspp_separable=aspp_separable, aspp_dropout_rate=aspp_dropout_rate,
+                        fusion_separable=fusion_separable,
+                        fusion_kernel_size=fusion_kernel_size, **common)
+    semantic = PanopticDeepLabDecoder(
+        semantic_aspp_filters, decoder_filters=semantic_decoder_filters,
+        low_level_filters=semantic_low_level_filters, name="semantic_decoder",
+        **decoder_args)(decoder_inputs)
+    instance = PanopticDeepLabDecoder(
+        instance_aspp_filters, decoder_filters=instance_decoder_filters,
+        low_level_filters=instance_low_level_filters, name="instance_decoder",
+        **decoder_args)(decoder_inputs)
+    head_args = dict(kernel_size=head_kernel_size, separable=fusion_separable, **common)
+    semantic_logits = PanopticDeepLabHead(semantic_head_filters, num_classes,
+                                          name="semantic_head", **head_args)(semantic)
+    center = PanopticDeepLabHead(center_head_filters, 1, name="center_head",
+                                 **head_args)(instance)
+    offsets = PanopticDeepLabHead(offset_head_filters, 2, name="offset_head",
+                                  **head_args)(instance)
+    outputs = {
+        "semantic_logits": ResizeToMatch(name="semantic_upsample")(
+            [semantic_logits, inputs]),
+        "center_heatmap": ResizeToMatch(name="center_upsample")([center, inputs]),
+        "offsets": ResizeToMatch(rescale_offsets=True, name="offset_upsample")(
+            [offsets, inputs]),
+    }
+    self._finish_dense(config, inputs, outputs, name)
+    self._loss_means = None
+
+  @classmethod
+  def _validate(cls, config):
+    cls._validate_dense_common(config)
+    validation.check_in("separable_conv", config["separable_conv"], SEPARABLE_CONV)
+    validation.check_in("output_stride", config["output_stride"], (8, 16, 32))
+    lows = config["low_level_features"]
+    if not lows:
+      raise ValueError(f"low_level_features must name at least one endpoint, received "
+                       f"low_level_features={lows!r}")
+    for key in ("semantic", "instance"):
+      _check_filters_list(f"{key}_low_level_filters", config[f"{key}_low_level_filters"],
+                          len(lows))
+    if config["atrous_rates"] is not None:
+      check_atrous_rates(config["atrous_rates"])
+    for key in ("semantic_aspp_filters", "semantic_decoder_filters", "semantic_head_filters",
+                "instance_aspp_filters", "instance_decoder_filters", "center_head_filters",
+                "offset_head_filters", "fusion_kernel_size", "head_kernel_size"):
+      validation.check_positive(key, config[key], integer=True)
+
+  # model.fit support: `compile(loss=PanopticDeepLabLoss(...))` with targets dicts.
+  def compile(self, *args, **kwargs):
+    super().compile(*args, **kwargs)
+    self._loss_means = None
+    if isinstance(self.loss, PanopticDeepLabLoss):
+      with self.distribute_strategy.scope():
+        self._loss_means = _LossMeans(self.loss.component_names)
+
+  def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None):
+    if not isinstance(self.loss, PanopticDeepLabLoss) or self._loss_means is None:
+      return super().compute_loss(x, y, y_pred, sample_weight)
+    components = self.loss.components(y, y_pred)
+    self._loss_means.update(components, sample_weight)
+    per_example = components["total"]
+    if sample_weight is not None:
+      per_example = per_example * tf.cast(tf.reshape(sample_weight, [-1]), per_example.dtype)
+    loss = tf.reduce_mean(per_example)
+    if self.losses:
+      loss += tf.add_n(self.losses)
+    # Gradients are summed over replicas, so each replica contributes mean / replicas
+    # (what Keras' compiled loss does with `scale_loss_for_distribution`).
+    return loss / tf.distribute.get_strategy().num_replicas_in_sync
+
+  def compute_metrics(self, x, y, y_pred, sample_weight):
+    if getattr(self, "_loss_means", None) is None:
+      return super().compute_metrics(x, y, y_pred, sample_weight)
+    # Targets are a dict of six maps and outputs a dict of three, which Keras' compiled
+    # metrics cannot pair; panoptic quality comes from tfvision.evaluation instead.
+    return self.get_metrics_result()
+
+  @property
+  def metrics(self):
+    means = getattr(self, "_loss_means", None)
+    return super().metrics + (means.metrics() if means is not None else [])
+
+
+class _LossMeans:
+  """Running means of the loss components shown by `fit` ("loss", "semantic_loss", ...).
+
+  A plain Python object, so that Keras does not track the metrics as model weights
+  (as it does not track its own compiled-loss container).
+  """
+
+  def __init__(self, names):
+    self._means = {key: tf_keras.metrics.Mean(name="loss" if key == "total" else key)
+                   for key in names}
+
+  def update(self, components, sample_weight=None):
+    for key, value in components.items():
+      self._means[key].update_state(value, sample_weight=sample_weight)
+
+  def metrics(self):
+    return list(self._means.values())
+
+
+def PanopticDeepLabSWideRNet(w1, w2, l, num_classes=19, separable_conv="all", **kwargs):
+  """Panoptic-DeepLab with a SWideRNet-(w1, w2, l) backbone (SE + SAC, output stride 16).
+
+  swidernet.md Sec. 4: the fast regime (Table 5) uses separable convs in ASPP and
+  decoder ("all"); the strong regime (Table 4) standard convs ("none").
+  Args:
+    w1, w2, l: SWideRNet scaling factors.
+    num_classes: 19 (Cityscapes) or 134 (COCO, deeplab2 layout).
+    separable_conv: "all", "decoder" or "none".
+    **kwargs: other PanopticDeepLab arguments; `backbone_kwargs` go to SWideRNet.
+  """
+  backbone_kwargs = dict(kwargs.pop("backbone_kwargs", None) or {})
+  backbone_kwargs.update(w1=w1, w2=w2, l=l, name=variant_name(w1, w2, l))
+  kwargs.setdefault("name", "panoptic_deeplab_" + variant_name(w1, w2, l))
+  return PanopticDeepLab("swidernet_1_1_1", num_classes, backbone_kwargs=backbone_kwargs,
+                         separable_conv=separable_conv, **kwargs)
+
+
+# Decoder settings of deeplab2's Axial-DeepLab configs
+# (`configs/cityscapes/axial_deeplab/max_deeplab_{s,l}_backbone_os16.textproto`): the
+# ASPP is reduced to its 1x1 projection because the axial-attention backbone already
+# has a global receptive field; everything else is the Panoptic-DeepLab default.
+# `AxialDeepLabS()` is `PanopticDeepLab("axial_deeplab_s", num_classes,
+# **AXIAL_DEEPLAB_SETTINGS)`.
+AXIAL_DEEPLAB_SETTINGS = dict(aspp_projection_only=True, output_stride=16)
+
+# Tiny configuration: same layout (both decoders, both fusion stages, all heads), a few
+# channels everywhere, tiny SWideRNet widths.
+_TINY = dict(
+    backbone_kwargs=dict(w1=1 / 16, w2=1 / 16), num_classes=5, semantic_aspp_filters=8,
+    semantic_decoder_filters=8, semantic_low_level_filters=[8, 4], semantic_head_filters=8,
+    instance_aspp_filters=8, instance_decoder_filters=8, instance_low_level_filters=[4, 4],
+    center_head_filters=4, offset_head_filters=4)
+
+
+def panoptic_variant_name(w1, w2, l):
+  """Registry name of Panoptic-DeepLab on SWideRNet-(w1, w2, l)."""
+  return "panoptic_deeplab_" + variant_name(w1, w2, l)
+
+
+for _w1, _w2, _l in FAST_VARIANTS:
+  register_model(
+      panoptic_variant_name(_w1, _w2, _l), PanopticDeepLab,
+      defaults=dict(backbone=variant_name(_w1, _w2, _l), num_classes=19,
+                    separable_conv="all", name=panoptic_variant_name(_w1, _w2, _l)),
+      family="deeplab", task="panoptic", default_size=1025, tiny=_TINY,
+      tiny_size=65, paper="swidernet.md Table 5 (fast regime, Cityscapes 19 classes)")

@@ -1,0 +1,1 @@
+"""Pure TensorFlow ops: panoptic targets and post-processing (batched, XLA-compilable)."""
