@@ -1,9 +1,13 @@
-"""The export output contract: task inference, raw outputs, input sizes (no model builds)."""
+"""The export output contract: task inference, raw outputs, input sizes, panoptic
+post-processing (no model builds)."""
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfvision import export
+from tfvision.data.panoptic import CITYSCAPES_PANOPTIC
 from tfvision.export import contract, serving
+from tfvision.ops.panoptic_postprocess import PanopticDeepLabPostProcessor
 
 
 def test_infer_task_from_output_structure():
@@ -65,8 +69,8 @@ def test_restore_pads_mixed_sizes_and_rescales_offsets():
   def postprocess(outputs):
     calls.append({k: v.shape.as_list() for k, v in outputs.items()})
     semantic = tf.argmax(outputs["semantic_logits"], -1, output_type=tf.int32)
-    return {"semantic_map": semantic, "instance_map": tf.zeros_like(semantic),
-            "panoptic_map": semantic * 256}
+    return {"semantic": semantic, "instance": tf.zeros_like(semantic),
+            "panoptic": semantic * 256}
 
   spec = serving.ServingSpec("panoptic", None, num_classes=3)
   computation = serving.ServingComputation(lambda _: raw, spec, postprocess)
@@ -82,6 +86,43 @@ def test_restore_pads_mixed_sizes_and_rescales_offsets():
   assert calls[0]["semantic_logits"][0] == 1  # post-processing sees one image at a time
 
   def broken(outputs):
-    return {"semantic_map": tf.argmax(outputs["semantic_logits"], -1)}
-  with pytest.raises(ValueError, match="missing \\['instance_map', 'panoptic_map'\\]"):
+    return {"semantic": tf.argmax(outputs["semantic_logits"], -1)}
+  with pytest.raises(ValueError, match="missing \\['instance', 'panoptic'\\]"):
     serving.ServingComputation(lambda _: raw, spec, broken).run(None, tf.constant([[4, 4]] * 2))
+
+
+def test_default_panoptic_postprocessing_is_panoptic_inferences():
+  """No post-processing of the exporter's own: PanopticInference's, with dataset settings."""
+  fn, settings = serving.resolve_postprocess(None, "panoptic", dataset="shapes",
+                                             num_classes=6)
+  assert isinstance(fn, PanopticDeepLabPostProcessor)
+  assert settings == export.shapes_panoptic_info().postprocess_kwargs()
+  rebuilt = serving.postprocess_from_settings(settings).get_config()
+  assert {**rebuilt, "name": ""} == {**fn.get_config(), "name": ""}
+  cityscapes, settings = serving.resolve_postprocess(None, "panoptic", num_classes=19)
+  assert settings == CITYSCAPES_PANOPTIC.postprocess_kwargs()
+  assert serving.resolve_postprocess(None, "panoptic", num_classes=134)[1]["label_divisor"] \
+      == 256
+  assert serving.resolve_postprocess(None, "semantic", num_classes=6) == (None, None)
+
+  def custom(outputs):
+    return outputs
+  assert serving.resolve_postprocess(None, "panoptic", custom, num_classes=6) == (custom, None)
+  with pytest.raises(ValueError, match="dataset=None"):
+    serving.resolve_postprocess(None, "panoptic", num_classes=6)
+  with pytest.raises(ValueError, match="dataset='kitti'"):
+    serving.resolve_postprocess(None, "panoptic", dataset="kitti", num_classes=6)
+  with pytest.raises(ValueError, match="has 134, received dataset='coco'"):
+    serving.resolve_postprocess(None, "panoptic", dataset="coco", num_classes=19)
+  with pytest.raises(ValueError, match="postprocess_fn='shapes'"):
+    serving.resolve_postprocess(None, "panoptic", "shapes", num_classes=6)
+  # The restored raw outputs go through it unchanged: semantic, instance, panoptic maps.
+  raw = {"semantic_logits": tf.one_hot(tf.fill([1, 16, 16], 4), 6) * 5.0,
+         "center_heatmap": tf.pad(tf.ones([1, 1, 1, 1]), [[0, 0], [7, 8], [7, 8], [0, 0]]),
+         "offsets": tf.zeros([1, 16, 16, 2])}
+  spec = serving.ServingSpec("panoptic", None, num_classes=6)
+  outputs = serving.ServingComputation(lambda _: raw, spec, fn).run(
+      None, tf.constant([[16, 16]]))
+  assert outputs["semantic_map"].shape == (1, 16, 16)
+  assert set(np.unique(outputs["instance_map"].numpy())) == {1}   # one centre, all thing
+  assert set(np.unique(outputs["panoptic_map"].numpy())) == {4 * 256 + 1}

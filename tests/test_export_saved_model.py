@@ -9,9 +9,10 @@ import tensorflow as tf
 import tf_keras
 from PIL import Image
 
-from tests import export_standins
+from tests import export_models
 from tfvision import export
 from tfvision.export import serving, verify
+from tfvision.models.panoptic_inference import PanopticInference
 from tfvision.models import get_model_entry
 
 NAME = "swidernet_0.25_0.25_0.75"
@@ -44,10 +45,9 @@ def classifier_export(classifier, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def panoptic_export(tmp_path_factory):
-  tf_keras.utils.set_random_seed(11)
-  model = export_standins.panoptic_standin()
+  model = export_models.tiny_panoptic()
   path = str(tmp_path_factory.mktemp("export") / "panoptic")
-  export.export_saved_model(model, path, input_size=SIZE,
+  export.export_saved_model(model, path, input_size=SIZE, dataset="shapes",
                             signatures=["image_bytes", "image_tensor"])
   return model, path, tf.saved_model.load(path)
 
@@ -121,7 +121,7 @@ def test_image_bytes_png_grayscale_rgba_and_mixed_sizes(classifier, classifier_e
 
 
 def test_semantic_export_at_native_size_restores_size(tmp_path):
-  model = export_standins.semantic_standin()
+  model = export_models.tiny_semantic()
   path = str(tmp_path / "semantic")
   export.export_saved_model(model, path, signatures=["image_tensor", "image_bytes"])
   assert export.read_metadata(path)["input_size"] is None
@@ -132,9 +132,9 @@ def test_semantic_export_at_native_size_restores_size(tmp_path):
   assert report.failures(max_abs_error=1e-5, min_agreement=1.0) == [], report.format()
   outputs = loaded.signatures["image_tensor"](inputs=tf.constant(images))
   assert outputs["semantic_map"].shape == (2, 40, 56)
-  assert outputs["semantic_probs"].shape == (2, 40, 56, export_standins.NUM_CLASSES)
+  assert outputs["semantic_probs"].shape == (2, 40, 56, export_models.NUM_CLASSES)
   np.testing.assert_array_equal(outputs["image_size"].numpy(), [[40, 56], [40, 56]])
-  keras_logits = model(images.astype("float32"))["semantic_logits"].numpy()
+  keras_logits = model(images.astype("float32")).numpy()  # DeepLabV3: one logits tensor
   np.testing.assert_allclose(outputs["semantic_logits"].numpy(), keras_logits, atol=1e-5)
   same = [verify.encode_png(image) for image in images]
   np.testing.assert_array_equal(
@@ -154,6 +154,20 @@ def test_panoptic_export_matches_keras_and_restores_each_size(panoptic_export):
                                        loaded=loaded)
     assert report.failures(max_abs_error=1e-5, min_agreement=1.0) == [], report.format()
     assert set(report.agreement) == {"semantic_map", "instance_map", "panoptic_map"}
+  info = export.shapes_panoptic_info()
+  assert export.read_metadata(path)["panoptic_postprocess"] == info.postprocess_kwargs()
+  # At the export size nothing is resized: the maps are exactly those of the package's
+  # own end-to-end PanopticInference (same post-processor, batched).
+  served = loaded.signatures["image_tensor"](inputs=tf.constant(images))
+  pipeline = PanopticInference(model, dataset=info)(tf.constant(images))
+  for key, name in (("semantic", "semantic_map"), ("instance", "instance_map"),
+                    ("panoptic", "panoptic_map")):
+    np.testing.assert_array_equal(served[name].numpy(), pipeline[key].numpy())
+  raw = model(images.astype("float32"), training=False)
+  np.testing.assert_allclose(served["center_heatmap"].numpy(),
+                             raw["center_heatmap"].numpy()[..., 0], atol=1e-5, rtol=0)
+  np.testing.assert_allclose(served["offsets"].numpy(), raw["offsets"].numpy(), atol=1e-5,
+                             rtol=0)
   # Two images of different sizes in one request: each restored to its own size,
   # padded to the largest, with image_size telling the valid region.
   tall = export.load_images("shapes", 1, (SIZE, 40))[0]
@@ -171,12 +185,18 @@ def test_panoptic_export_matches_keras_and_restores_each_size(panoptic_export):
     assert alone["panoptic_map"].shape == (1, height, width)
     np.testing.assert_array_equal(batch["panoptic_map"].numpy()[index, :height, :width],
                                   alone["panoptic_map"].numpy()[0])
-  # Panoptic ids are semantic * 256 + instance, instances only on thing classes.
-  panoptic = alone["panoptic_map"].numpy()
-  semantic = alone["semantic_map"].numpy()
-  instance = alone["instance_map"].numpy()
-  np.testing.assert_array_equal(panoptic, semantic * 256 + instance)
-  assert (instance[~np.isin(semantic, export_standins.THING_IDS)] == 0).all()
+  # Panoptic ids: semantic * label_divisor + instance number within the class for
+  # things, semantic * label_divisor for kept stuff, void_label * label_divisor else.
+  panoptic = served["panoptic_map"].numpy()
+  semantic = served["semantic_map"].numpy()
+  instance = served["instance_map"].numpy()
+  divisor = info.label_divisor
+  void = panoptic == info.ignore_label * divisor
+  np.testing.assert_array_equal(panoptic[~void] // divisor, semantic[~void])
+  is_thing = np.isin(semantic, export_models.THING_IDS)
+  assert (instance[~is_thing] == 0).all()
+  assert ((panoptic % divisor)[is_thing & (instance > 0)] >= 1).all()
+  assert (panoptic[~is_thing & ~void] % divisor == 0).all()
 
 
 def test_bad_arguments_name_the_argument(classifier, classifier_export, tmp_path, images):
@@ -196,15 +216,17 @@ def test_bad_arguments_name_the_argument(classifier, classifier_export, tmp_path
       export.export_saved_model(classifier, path, input_size=bad_size)
   with pytest.raises(ValueError, match="model="):
     export.export_saved_model(lambda x: x, path)
-  picky = export_standins.fixed_size_classifier(multiple=32)
+  picky = export_models.fixed_size_classifier(multiple=32)
   with pytest.raises(ValueError, match=r"cannot take input_size=40"):
     export.export_saved_model(picky, path, input_size=40)
   built_for_64 = get_model_entry(NAME).build_tiny(num_classes=3, input_shape=(SIZE, SIZE, 3))
   with pytest.raises(ValueError, match=r"built for input size \(64, 64\).*input_size=96"):
     export.export_saved_model(built_for_64, path, input_size=96)
-  panoptic = export_standins.panoptic_standin(with_postprocess=False)
-  with pytest.raises(ValueError, match="postprocess_fn=None"):
+  panoptic = export_models.tiny_panoptic()
+  with pytest.raises(ValueError, match="6 classes.*dataset=None"):
     export.export_saved_model(panoptic, path, input_size=SIZE)
+  with pytest.raises(ValueError, match="19.*dataset='cityscapes'"):
+    export.export_saved_model(panoptic, path, input_size=SIZE, dataset="cityscapes")
   assert not os.path.exists(path)
   saved, loaded = classifier_export
   with pytest.raises(ValueError, match="signature='image_jpeg'"):

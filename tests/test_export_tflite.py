@@ -8,7 +8,7 @@ import tensorflow as tf
 import tf_keras
 from PIL import Image
 
-from tests import export_standins
+from tests import export_models
 from tfvision import export
 from tfvision.models import get_model_entry
 
@@ -27,15 +27,35 @@ def classifier():
   return get_model_entry(NAME).build_tiny(num_classes=3)
 
 
+def _write_calibration_folder(folder, size):
+  """Shapes train images as RGB, grayscale and RGBA PNGs, plus a file that is no image."""
+  folder.mkdir()
+  for index, image in enumerate(export.load_images("shapes", 12, size, split="train")):
+    mode, array = (("L", image.mean(-1).astype("uint8")) if index % 3 == 1 else
+                   ("RGBA", np.concatenate([image, np.full(image.shape[:2] + (1,), 128,
+                                                           "uint8")], -1))
+                   if index % 3 == 2 else ("RGB", image))
+    Image.fromarray(array, mode).save(folder / f"{index:02d}.png")
+  (folder / "notes.txt").write_text("not an image")
+  return str(folder)
+
+
 @pytest.fixture(scope="module")
 def converted(classifier, tmp_path_factory):
-  """The classifier in every quantization (written to files)."""
+  """The classifier in every quantization (written to files).
+
+  The one int8 conversion of the tests (they are slow): calibrated on a folder of
+  mixed-mode images, with integer input / output.
+  """
   directory = tmp_path_factory.mktemp("tflite")
+  folder = _write_calibration_folder(directory / "calibration", (48, 80))
   results = {}
   for quantization in export.QUANTIZATIONS:
+    int8 = quantization == "int8"
     results[quantization] = export.export_tflite(
         classifier, str(directory / f"{quantization}.tflite"), input_size=SIZE,
-        quantization=quantization, representative_data="shapes", representative_count=16)
+        quantization=quantization, representative_data=folder if int8 else None,
+        integer_io=int8)
   return results
 
 
@@ -62,12 +82,13 @@ def test_quantized_sizes_types_and_errors(classifier, converted, images):
   fp16 = export.verify_tflite(converted["float16"].flatbuffer, classifier, images)
   logit_range = float(np.ptp(classifier(images.astype("float32")).numpy()))
   assert fp16.max_abs_error["logits"] <= 5e-3 * max(1.0, logit_range), fp16.format()
-  # Full-integer int8: every compute op runs on int8 tensors; only the float32
-  # input/output boundary quantizes and dequantizes.
+  # Full-integer int8 with integer I/O: every op runs on integer tensors, uint8 pixels
+  # in, int8 logits out (run_tflite quantizes / dequantizes with their parameters).
   int8 = converted["int8"].ops_report
   assert int8.float_ops == [], int8.format()
   assert int8.op_types["CONV_2D"] == ["INT8"]
-  assert int8.ops["QUANTIZE"] >= 1 and int8.ops["DEQUANTIZE"] >= 1
+  assert int8.inputs == [{"name": "image", "shape": [1, SIZE, SIZE, 3], "type": "UINT8"}]
+  assert int8.outputs == [{"name": "logits", "shape": [1, 3], "type": "INT8"}]
   for quantization in ("dynamic", "int8"):
     report = export.verify_tflite(converted[quantization].flatbuffer, classifier, images)
     # Random-weight logits: only their scale is meaningful (see BENCHMARKS.md for top-1
@@ -75,46 +96,40 @@ def test_quantized_sizes_types_and_errors(classifier, converted, images):
     assert report.max_abs_error["logits"] <= 0.15 * logit_range, report.format()
 
 
-def test_dense_int8_with_folder_data_and_integer_io(tmp_path):
-  folder = tmp_path / "calibration"
-  folder.mkdir()
-  shapes = export.load_images("shapes", 6, (48, 80))
-  for index, image in enumerate(shapes):
-    mode, array = (("L", image.mean(-1).astype("uint8")) if index % 3 == 1 else
-                   ("RGBA", np.concatenate([image, np.full(image.shape[:2] + (1,), 128,
-                                                           "uint8")], -1))
-                   if index % 3 == 2 else ("RGB", image))
-    Image.fromarray(array, mode).save(folder / f"{index}.png")
-  (folder / "notes.txt").write_text("not an image")
-  tf_keras.utils.set_random_seed(3)
-  model = export_standins.semantic_standin()
-  result = export.export_tflite(model, None, input_size=(48, 64), quantization="int8",
-                                representative_data=str(folder), integer_io=True)
-  assert result.path is None and result.task == "semantic"
-  ops = result.ops_report
-  assert ops.inputs[0]["type"] == "UINT8" and ops.inputs[0]["shape"] == [1, 48, 64, 3]
-  assert ops.outputs[0]["type"] == "INT8" and ops.outputs[0]["name"] == "semantic_logits"
-  assert ops.float_ops == [], ops.format()
+def test_semantic_float32_and_dynamic_range():
+  model = export_models.tiny_semantic()
   images = export.load_images("shapes", 4, (48, 64))
-  report = export.verify_tflite(result.flatbuffer, model, images)
-  scale = report.reference_scale["semantic_logits"]
-  assert report.max_abs_error["semantic_logits"] <= 0.2 * scale, report.format()
-  assert 0.0 <= report.agreement["semantic_map"] <= 1.0
+  for quantization in ("float32", "dynamic"):
+    result = export.export_tflite(model, None, input_size=(48, 64), quantization=quantization)
+    assert result.path is None and result.task == "semantic"
+    ops = result.ops_report
+    assert ops.inputs[0]["shape"] == [1, 48, 64, 3] and ops.custom_ops == []
+    assert ops.outputs[0]["name"] == "semantic_logits"
+    assert ops.outputs[0]["shape"] == [1, 48, 64, export_models.NUM_CLASSES]
+    report = export.verify_tflite(result.flatbuffer, model, images)
+    if quantization == "float32":
+      assert report.failures(max_abs_error=1e-4) == [], report.format()
+      assert report.agreement["semantic_map"] >= 0.999
+    else:
+      scale = report.reference_scale["semantic_logits"]
+      assert report.max_abs_error["semantic_logits"] <= 0.2 * scale, report.format()
   with pytest.raises(ValueError, match="takes 48x64 images"):
     export.run_tflite(result.flatbuffer, export.load_images("shapes", 1, (SIZE, SIZE)))
 
 
 def test_panoptic_float32_parity_with_postprocessing():
-  tf_keras.utils.set_random_seed(13)
-  model = export_standins.panoptic_standin()
+  model = export_models.tiny_panoptic()
   result = export.export_tflite(model, None, input_size=SIZE)
   assert {o["name"] for o in result.ops_report.outputs} == {
       "semantic_logits", "center_heatmap", "offsets"}
+  assert result.ops_report.custom_ops == []
   images = export.load_images("shapes", 4, (SIZE, SIZE))
-  report = export.verify_tflite(result.flatbuffer, model, images)
+  report = export.verify_tflite(result.flatbuffer, model, images, dataset="shapes")
   assert report.failures(max_abs_error=1e-4) == [], report.format()
   for key in ("semantic_map", "instance_map", "panoptic_map"):
     assert report.agreement[key] >= 0.999, report.format()
+  # Without a label scheme (6 classes match no built-in one) only raw outputs compare.
+  assert "panoptic_map" not in export.verify_tflite(result.flatbuffer, model, images[:1]).agreement
 
 
 def test_load_images_sources(tmp_path):
@@ -148,7 +163,7 @@ def test_bad_arguments_name_the_argument(classifier, tmp_path):
   with pytest.raises(ValueError, match="input_size=None"):
     export.export_tflite(classifier)
   with pytest.raises(ValueError, match="cannot take input_size=40"):
-    export.export_tflite(export_standins.fixed_size_classifier(32), input_size=40)
+    export.export_tflite(export_models.fixed_size_classifier(32), input_size=40)
   empty = tmp_path / "empty"
   empty.mkdir()
   with pytest.raises(ValueError, match="representative_data="):

@@ -15,7 +15,7 @@ The exporter is generic: it reads the task from the model's outputs (the contrac
 """
 from tfvision.export.checkpoint import build_model, load_model, restore_checkpoint
 from tfvision.export.contract import TASKS, infer_task, raw_outputs
-from tfvision.export.data import load_images, shapes_examples
+from tfvision.export.data import load_images, shapes_examples, shapes_panoptic_info
 from tfvision.export.serving import (SIGNATURES, ServingComputation, ServingSpec,
                                      decode_image, export_saved_model, read_metadata)
 from tfvision.export.tflite import (QUANTIZATIONS, OpsReport, TFLiteExport, export_tflite,
@@ -28,5 +28,6 @@ __all__ = [
     "ServingSpec", "TASKS", "TFLiteExport", "build_model", "decode_image",
     "export_saved_model", "export_tflite", "infer_task", "load_images", "load_model",
     "mean_iou", "ops_report", "raw_outputs", "read_metadata", "restore_checkpoint",
-    "run_tflite", "shapes_examples", "verify_saved_model", "verify_tflite",
+    "run_tflite", "shapes_examples", "shapes_panoptic_info", "verify_saved_model",
+    "verify_tflite",
 ]

@@ -45,7 +45,8 @@ _FLAG_NAMES = {"name": "model", "count": "representative-count",
                "postprocess_fn": "postprocess"}
 _LIBRARY_ARGUMENTS = ("signatures", "representative_data", "input_size", "quantization",
                       "checkpoint", "keras_file", "model_kwargs", "integer_io", "task",
-                      "top_k", "batch_size", "postprocess_fn", "name", "count")
+                      "top_k", "batch_size", "postprocess_fn", "name", "count",
+                      "dataset")
 
 
 def cli_message(error):
@@ -83,8 +84,11 @@ def _common_arguments(parser):
   source.add_argument("--task", choices=("classification", "semantic", "panoptic"),
                       help="default: read from the model's outputs")
   source.add_argument("--postprocess", default=None,
-                      help="panoptic post-processing as module:function "
-                           "(default: the model's `postprocess` method)")
+                      help="panoptic post-processing as module:function (default: "
+                           "PanopticInference's post-processor with --dataset's settings)")
+  source.add_argument("--dataset", default=None,
+                      help="panoptic label scheme: cityscapes, coco or shapes (default: "
+                           "by the class count, 19 cityscapes, 134 coco)")
   parser.add_argument("--input-size", type=parse_input_size, default=None,
                       help="SIDE or HEIGHTxWIDTH the model runs at")
   check = parser.add_argument_group("verify")
@@ -153,7 +157,7 @@ def saved_model_main(argv=None):
     postprocess = _load_callable(args.postprocess) if args.postprocess else None
     serving.export_saved_model(
         model, args.output, input_size=args.input_size, signatures=signatures,
-        task=args.task, postprocess_fn=postprocess, top_k=args.top_k,
+        task=args.task, postprocess_fn=postprocess, dataset=args.dataset, top_k=args.top_k,
         batch_size=args.batch_size)
     print(f"SavedModel written to {args.output} (signatures: {', '.join(signatures)}, "
           "serving_default = " + signatures[0] + ")")
@@ -215,6 +219,7 @@ def tflite_main(argv=None):
     postprocess = _load_callable(args.postprocess) if args.postprocess else None
     report = verify.verify_tflite(result.flatbuffer, model, images,
                                   num_threads=args.num_threads, postprocess_fn=postprocess,
+                                  dataset=args.dataset,
                                   artifact=f"tflite:{args.quantization}")
     tolerance = TFLITE_FLOAT32_TOLERANCE if args.quantization == "float32" else None
     return _finish(args, report, tolerance, extra={"ops": result.ops_report.to_dict()})

@@ -11,7 +11,11 @@ internally (DESIGN.md, "Input convention"). Their raw outputs are:
 - panoptic: a dict holding "semantic_logits" [B, h, w, num_classes], "center_heatmap"
   [B, h, w, 1] (or [B, h, w]) and "offsets" [B, h, w, 2] ((dy, dx) in pixels of the
   h x w grid, pointing from each pixel to its instance centre), all at one resolution.
-  A separate post-processing function turns them into maps (see `PanopticPostprocess`).
+  tfvision's `PanopticDeepLab` (tfvision/models/panoptic_deeplab.py) returns exactly
+  these, float32 at the input size. The panoptic post-processing (default: the one of
+  `tfvision.models.panoptic_inference.PanopticInference`, i.e.
+  `tfvision.ops.panoptic_postprocess.PanopticDeepLabPostProcessor` with a dataset's
+  settings) turns them into maps (see `PanopticPostprocess`).
 
 Other keys in a model's output dict are ignored by the exporter.
 """
@@ -36,15 +40,17 @@ RAW_OUTPUTS = {
     "semantic": (SEMANTIC_LOGITS,),
     "panoptic": (SEMANTIC_LOGITS, CENTER_HEATMAP, OFFSETS),
 }
-# Post-processing output keys a panoptic `postprocess_fn` must return.
-POSTPROCESS_OUTPUTS = (SEMANTIC_MAP, INSTANCE_MAP, PANOPTIC_MAP)
+# Post-processing outputs (keys of tfvision.models.panoptic_inference.OUTPUT_KEYS, the
+# keys `PanopticDeepLabPostProcessor` returns) -> the serving output names.
+POSTPROCESS_OUTPUTS = {"semantic": SEMANTIC_MAP, "instance": INSTANCE_MAP,
+                       "panoptic": PANOPTIC_MAP}
 
-# A panoptic post-processing function:
+# A panoptic post-processing function (`PanopticDeepLabPostProcessor` is one):
 #   postprocess_fn({"semantic_logits": [B, H, W, C] float32,
 #                   "center_heatmap": [B, H, W, 1] float32,
 #                   "offsets": [B, H, W, 2] float32})
-#   -> {"semantic_map": [B, H, W] int, "instance_map": [B, H, W] int,
-#       "panoptic_map": [B, H, W] int (semantic * label_divisor + instance)}
+#   -> {"semantic": [B, H, W] int, "instance": [B, H, W] int,
+#       "panoptic": [B, H, W] int (semantic * label_divisor + instance)}
 # It must be traceable TensorFlow (it is saved into the SavedModel).
 PanopticPostprocess = Callable[[Mapping[str, tf.Tensor]], Mapping[str, tf.Tensor]]
 

@@ -23,7 +23,11 @@ is given; without one, the model runs at each batch's own size (then the images 
   [B, H, W] (argmax of the resized logits), `image_size` int32 [B, 2];
 - panoptic: `semantic_map`, `instance_map`, `panoptic_map` int32 [B, H, W],
   `center_heatmap` [B, H, W], `offsets` [B, H, W, 2], `semantic_probs` [B, H, W, C],
-  `image_size` int32 [B, 2].
+  `image_size` int32 [B, 2]. The maps come from `PanopticInference`'s post-processor
+  (`PanopticDeepLabPostProcessor`, tfvision/models/panoptic_inference.py) with the
+  settings of the export's `dataset` ("cityscapes", "coco", "shapes"); `instance_map` is
+  its class-agnostic instance index (0 for stuff), `panoptic_map` is
+  `semantic * label_divisor + instance-within-class`.
 
 Dense outputs are restored to each image's original size: the raw predictions are
 resized bilinearly to it (offsets rescaled to its pixels) before the argmax and the
@@ -206,8 +210,8 @@ class ServingComputation:
         if missing:
           raise ValueError(f"postprocess_fn must return {list(contract.POSTPROCESS_OUTPUTS)}, "
                            f"missing {missing}, received keys={sorted(maps)!r}")
-        for key in contract.POSTPROCESS_OUTPUTS:
-          result[key] = tf.cast(tf.reshape(maps[key], size), tf.int32)
+        for key, name in contract.POSTPROCESS_OUTPUTS.items():
+          result[name] = tf.cast(tf.reshape(maps[key], size), tf.int32)
         result["center_heatmap"] = restored[contract.CENTER_HEATMAP][..., 0]
         result["offsets"] = restored[contract.OFFSETS]
       else:
@@ -217,8 +221,8 @@ class ServingComputation:
 
     specs = {"semantic_probs": tf.TensorSpec([None, None, num_classes], tf.float32)}
     if panoptic:
-      for key in contract.POSTPROCESS_OUTPUTS:
-        specs[key] = tf.TensorSpec([None, None], tf.int32)
+      for name in contract.POSTPROCESS_OUTPUTS.values():
+        specs[name] = tf.TensorSpec([None, None], tf.int32)
       specs["center_heatmap"] = tf.TensorSpec([None, None], tf.float32)
       specs["offsets"] = tf.TensorSpec([None, None, 2], tf.float32)
     else:
@@ -299,17 +303,80 @@ class ServingModule(vision_export_base.ExportModule):
     return signatures
 
 
-def resolve_postprocess(model, task, postprocess_fn):
-  """The panoptic post-processing function: the argument, else `model.postprocess`."""
+# Built-in panoptic label schemes by the model's class count, used when no `dataset` is
+# given (tfvision.data.panoptic.DATASETS).
+DATASETS_BY_CLASSES = {19: "cityscapes", 134: "coco"}
+
+
+def panoptic_dataset_info(dataset, num_classes):
+  """The PanopticDatasetInfo whose post-processing settings a panoptic export uses.
+
+  Args:
+    dataset: "cityscapes", "coco", "shapes" (the built-in tfvision_shapes scheme), a
+      `tfvision.data.panoptic.PanopticDatasetInfo`, or None for the built-in scheme with
+      the model's number of classes (19: cityscapes, 134: coco).
+    num_classes: semantic classes of the model.
+  """
+  # pylint: disable=import-outside-toplevel
+  from tfvision.data.panoptic import DATASETS, PanopticDatasetInfo
+  from tfvision.export.data import shapes_panoptic_info
+  if dataset is None:
+    if num_classes not in DATASETS_BY_CLASSES:
+      raise ValueError(
+          f"a panoptic model with {num_classes} classes matches no built-in label scheme "
+          f"({DATASETS_BY_CLASSES}): pass dataset (a name out of "
+          f"{sorted(DATASETS) + ['shapes']} or a PanopticDatasetInfo), received dataset=None")
+    dataset = DATASETS_BY_CLASSES[num_classes]
+  if isinstance(dataset, PanopticDatasetInfo):
+    info = dataset
+  elif dataset == "shapes":
+    info = shapes_panoptic_info()
+  elif dataset in DATASETS:
+    info = DATASETS[dataset]
+  else:
+    raise ValueError(f"dataset must be one of {sorted(DATASETS) + ['shapes']} or a "
+                     f"PanopticDatasetInfo, received dataset={dataset!r}")
+  if info.num_classes != num_classes:
+    raise ValueError(f"the model predicts {num_classes} classes but the label scheme has "
+                     f"{info.num_classes}, received dataset={dataset!r}")
+  return info
+
+
+def resolve_postprocess(model, task, postprocess_fn=None, dataset=None, num_classes=None):
+  """The panoptic post-processing function and its settings (None for other tasks).
+
+  Without `postprocess_fn` this is the post-processor of
+  `tfvision.models.panoptic_inference.PanopticInference` for `dataset` (a
+  `PanopticDeepLabPostProcessor`): the exporter adds no post-processing of its own.
+
+  Returns:
+    (callable or None, JSON-able post-processor settings or None when `postprocess_fn`
+    is a custom function).
+  """
   if task != "panoptic":
-    return None
+    return None, None
+  # pylint: disable=import-outside-toplevel
+  from tfvision.models.panoptic_inference import PanopticInference
+  from tfvision.ops.panoptic_postprocess import PanopticDeepLabPostProcessor
   if postprocess_fn is None:
-    postprocess_fn = getattr(model, "postprocess", None)
-  if not callable(postprocess_fn):
-    raise ValueError("a panoptic model needs a post-processing function: pass "
-                     "postprocess_fn or give the model a `postprocess` method, received "
-                     f"postprocess_fn={postprocess_fn!r}")
-  return postprocess_fn
+    info = panoptic_dataset_info(dataset, num_classes)
+    postprocess_fn = PanopticInference(model, dataset=info).postprocessor
+  elif not callable(postprocess_fn):
+    raise ValueError(f"postprocess_fn must be callable (see contract.PanopticPostprocess), "
+                     f"received postprocess_fn={postprocess_fn!r}")
+  settings = None
+  if isinstance(postprocess_fn, PanopticDeepLabPostProcessor):
+    config = postprocess_fn.get_config()
+    settings = {key: config[key] for key in (
+        "thing_classes", "label_divisor", "void_label", "center_threshold", "nms_kernel",
+        "keep_k_centers", "stuff_area_limit")}
+  return postprocess_fn, settings
+
+
+def postprocess_from_settings(settings):
+  """The `PanopticDeepLabPostProcessor` of settings written by `resolve_postprocess`."""
+  from tfvision.ops.panoptic_postprocess import PanopticDeepLabPostProcessor  # pylint: disable=import-outside-toplevel
+  return PanopticDeepLabPostProcessor(**settings)
 
 
 def serving_spec(model, *, task=None, input_size=None, top_k=5, require_size=False):
@@ -331,7 +398,7 @@ def serving_spec(model, *, task=None, input_size=None, top_k=5, require_size=Fal
 
 def export_saved_model(model, export_dir: str, *, input_size=None,
                        signatures: Sequence[str] = SIGNATURES, task: Optional[str] = None,
-                       postprocess_fn=None, top_k: int = 5,
+                       postprocess_fn=None, dataset=None, top_k: int = 5,
                        batch_size: Optional[int] = None) -> str:
   """Exports a Keras model as a SavedModel with serving signatures.
 
@@ -342,7 +409,10 @@ def export_saved_model(model, export_dir: str, *, input_size=None,
       own size (models with a fixed input shape use theirs).
     signatures: names out of SIGNATURES; the first is also `serving_default`.
     task: "classification", "semantic" or "panoptic"; None reads it from the outputs.
-    postprocess_fn: panoptic post-processing (default: the model's `postprocess`).
+    postprocess_fn: panoptic post-processing (contract.PanopticPostprocess); default:
+      `PanopticInference`'s post-processor with `dataset`'s settings.
+    dataset: panoptic label scheme of the default post-processing: "cityscapes",
+      "coco", "shapes" or a PanopticDatasetInfo; None picks it by the class count.
     top_k: k of the classification `top_k_*` outputs.
     batch_size: fixed batch size of every signature, or None for any.
 
@@ -356,15 +426,16 @@ def export_saved_model(model, export_dir: str, *, input_size=None,
     raise ValueError(f"batch_size must be None or a positive integer, received "
                      f"batch_size={batch_size!r}")
   spec = serving_spec(model, task=task, input_size=input_size, top_k=top_k)
-  postprocess = resolve_postprocess(model, spec.task, postprocess_fn)
+  postprocess, settings = resolve_postprocess(model, spec.task, postprocess_fn, dataset,
+                                              spec.num_classes)
   module = ServingModule(model, spec, postprocess, batch_size=batch_size)
   core_export_base.export(module, {name: name for name in names}, export_dir,
                           timestamped=False)
-  write_metadata(export_dir, model, spec, names)
+  write_metadata(export_dir, model, spec, names, settings)
   return export_dir
 
 
-def write_metadata(export_dir, model, spec, signatures):
+def write_metadata(export_dir, model, spec, signatures, postprocess_settings=None):
   """Writes what `verify` and the CLI need into assets.extra (TF Serving ignores it)."""
   extra = os.path.join(export_dir, "assets.extra")
   tf.io.gfile.makedirs(extra)
@@ -377,6 +448,8 @@ def write_metadata(export_dir, model, spec, signatures):
       "signatures": list(signatures),
       "model_name": model.name,
       "model_class": type(model).__name__,
+      # PanopticDeepLabPostProcessor arguments (None: a custom postprocess_fn).
+      "panoptic_postprocess": postprocess_settings,
   }
   with tf.io.gfile.GFile(os.path.join(extra, METADATA_FILE), "w") as f:
     json.dump(metadata, f, indent=2)

@@ -203,7 +203,8 @@ def verify_saved_model(saved_model_dir: str, model, images, *,
     model: the Keras model it was exported from.
     images: uint8 [N, H, W, 3].
     signature: one of the exported signatures.
-    postprocess_fn: panoptic post-processing used at export (default model.postprocess).
+    postprocess_fn: panoptic post-processing used at export; default: the
+      `PanopticDeepLabPostProcessor` whose settings the export recorded.
     labels: optional image labels [N] (classification) or semantic maps [N, H, W].
     batch_size: images per call.
     loaded: an already loaded SavedModel (to avoid reloading).
@@ -221,7 +222,16 @@ def verify_saved_model(saved_model_dir: str, model, images, *,
   spec = serving.ServingSpec(
       task=metadata["task"], num_classes=metadata["num_classes"], top_k=metadata["top_k"],
       input_size=tuple(metadata["input_size"]) if metadata["input_size"] else None)
-  postprocess = serving.resolve_postprocess(model, spec.task, postprocess_fn)
+  postprocess = None
+  if spec.task == "panoptic":
+    postprocess = postprocess_fn
+    if postprocess is None:
+      settings = metadata.get("panoptic_postprocess")
+      if not settings:
+        raise ValueError("the SavedModel was exported with a custom panoptic "
+                         "post-processing: pass the same function, received "
+                         "postprocess_fn=None")
+      postprocess = serving.postprocess_from_settings(settings)
   computation = serving.ServingComputation(lambda x: model(x, training=False), spec,
                                            postprocess)
   # Graph mode for speed (the per-image map_fn of dense outputs is slow eagerly); the
@@ -283,7 +293,8 @@ def run_tflite(tflite_model, images, num_threads: int = 2) -> Dict[str, np.ndarr
 
 
 def verify_tflite(tflite_model, model, images, *, labels=None, num_threads: int = 2,
-                  postprocess_fn=None, artifact: Optional[str] = None) -> ParityReport:
+                  postprocess_fn=None, dataset=None,
+                  artifact: Optional[str] = None) -> ParityReport:
   """Runs a .tflite (path or bytes) against the Keras model on uint8 images [N, H, W, 3].
 
   Args:
@@ -292,8 +303,11 @@ def verify_tflite(tflite_model, model, images, *, labels=None, num_threads: int 
     images: uint8 [N, H, W, 3] at the TFLite input size.
     labels: optional image labels [N] or semantic maps [N, H, W].
     num_threads: interpreter threads.
-    postprocess_fn: panoptic post-processing; when given (or the model has
-      `postprocess`), the post-processed maps of both sides are compared too.
+    postprocess_fn: panoptic post-processing; with it, or with a `dataset` (or a
+      built-in label scheme matching the class count: 19 cityscapes, 134 coco), the
+      post-processed maps of both sides are compared too (`PanopticInference`'s
+      post-processor, as the SavedModel export uses).
+    dataset: panoptic label scheme, as `export_saved_model`'s.
     artifact: label of the report (default "tflite").
   """
   images = _check_images(images)
@@ -316,14 +330,15 @@ def verify_tflite(tflite_model, model, images, *, labels=None, num_threads: int 
   reference_maps = _dense_maps(reference, size)
   report.agreement[contract.SEMANTIC_MAP] = float(
       np.mean(exported_maps[contract.SEMANTIC_MAP] == reference_maps[contract.SEMANTIC_MAP]))
-  postprocess = postprocess_fn if postprocess_fn is not None else getattr(
-      model, "postprocess", None)
-  if task == "panoptic" and callable(postprocess):
-    for key in contract.POSTPROCESS_OUTPUTS:
-      got = _postprocessed(postprocess, exported, size)[key]
-      want = _postprocessed(postprocess, reference, size)[key]
-      report.agreement[key] = float(np.mean(got == want))
   num_classes = exported[contract.SEMANTIC_LOGITS].shape[-1]
+  if task == "panoptic" and (postprocess_fn is not None or dataset is not None or
+                             num_classes in serving.DATASETS_BY_CLASSES):
+    postprocess, _ = serving.resolve_postprocess(model, task, postprocess_fn, dataset,
+                                                 num_classes)
+    got = _postprocessed(postprocess, exported, size)
+    want = _postprocessed(postprocess, reference, size)
+    for key in contract.POSTPROCESS_OUTPUTS.values():
+      report.agreement[key] = float(np.mean(got[key] == want[key]))
   _decisions(report, task, exported_maps, reference_maps, labels, num_classes)
   return report
 
@@ -346,4 +361,4 @@ def _postprocessed(postprocess, raw, size):
 
   sizes = tf.tile(tf.constant([list(size)], tf.int32), [len(raw[contract.SEMANTIC_LOGITS]), 1])
   outputs = _run({k: tf.constant(v) for k, v in raw.items()}, sizes)
-  return {k: outputs[k].numpy() for k in contract.POSTPROCESS_OUTPUTS}
+  return {k: outputs[k].numpy() for k in contract.POSTPROCESS_OUTPUTS.values()}
