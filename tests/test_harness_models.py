@@ -35,6 +35,10 @@ REPRESENTATIVES = {
     # of the tiny 64x64 configuration); the other attention modes are covered in
     # tests/test_pale_attention.py (XLA, TFLite) and tests/test_pale.py.
     "pale": ["pale_tiny"],
+    # Basic blocks, then axial blocks (strided, projected, key/value expansion 2/4) past
+    # stride 16. It traces a third of axial_resnet_s's training graph; the Axial-ResNet
+    # stems get XLA / TFLite / bf16 checks in test_axial_resnet.py.
+    "axial_resnet": ["axial_swidernet_1_1_1"],
 }
 FULL = sorted({name for names in REPRESENTATIVES.values() for name in names})
 

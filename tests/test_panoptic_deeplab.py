@@ -146,3 +146,20 @@ def test_parameter_counts_against_swidernet_table3(separable_conv, expected, pap
   assert harness.count_params(aspp) == 2 * (2048 * 256 + 512) + atrous + 1280 * 256 + 512
   explained = expected - SE_CONV2 - (DEPTHWISE_BN if separable_conv == "all" else 0)
   assert 0 < paper - explained < 25_000, paper - explained
+
+
+@pytest.mark.slow
+def test_axial_deeplab_s_is_panoptic_deeplab_on_deeplab2s_backbone():
+  from tfvision.models import AxialDeepLabS  # pylint: disable=import-outside-toplevel
+  model = AxialDeepLabS(num_classes=19)
+  backbone = model.get_layer("axial_deeplab_s")
+  # deeplab2's axial_resnet_instances_test count for the backbone (issue 3).
+  assert harness.count_params(backbone) == 11_565_856
+  for decoder in ("semantic_decoder", "instance_decoder"):
+    aspp = model.get_layer(decoder).aspp
+    assert aspp.projection_only and not hasattr(aspp, "atrous_convs")
+  # Whole model with deeplab2's projection-only ASPP and default decoder widths: the
+  # backbone plus 890,054 decoder / head weights (measured; BENCHMARKS.md).
+  assert harness.count_params(model) == 12_455_910
+  outputs = model(harness.sample_images(1, 65), training=False)
+  assert outputs["semantic_logits"].shape == (1, 65, 65, 19)

@@ -2,11 +2,12 @@
 from tfvision.blocks.bottleneck_transformer import (BottleneckTransformerBlock,
                                                     ResNetBottleneckBlock)
 from tfvision.blocks.pale import OverlappingPatchMerging, PaleTransformerBlock
+from tfvision.blocks.axial import AxialBottleneckBlock
 from tfvision.blocks.residual import WideResidualBlock
 from tfvision.blocks.resnest import AveragePoolDownsample, ResNeStBottleneck
 
 __all__ = [
-    "AveragePoolDownsample", "BottleneckTransformerBlock", "OverlappingPatchMerging",
-    "PaleTransformerBlock", "ResNeStBottleneck", "ResNetBottleneckBlock",
-    "WideResidualBlock",
+    "AveragePoolDownsample", "AxialBottleneckBlock", "BottleneckTransformerBlock",
+    "OverlappingPatchMerging", "PaleTransformerBlock", "ResNeStBottleneck",
+    "ResNetBottleneckBlock", "WideResidualBlock",
 ]

@@ -1,4 +1,5 @@
 """tf_keras layers, one module per mechanism; all registered under package "tfvision"."""
+from tfvision.layers.axial_attention import AxialAttention2D, PositionSensitiveAxialAttention
 from tfvision.layers.activations import get_activation, hard_sigmoid, hard_swish
 from tfvision.layers.conv import (ConvNormAct, GlobalContext, SwitchableAtrousConv2D,
                                   symmetric_padding)
@@ -15,11 +16,12 @@ from tfvision.layers.resize import ResizeToMatch, resize_align_corners
 from tfvision.layers.separable_conv import SeparableConvNormAct
 
 __all__ = [
-    "AtrousSpatialPyramidPooling", "ConditionalPositionEncoding", "ConvNormAct",
-    "DropBlock", "DropPath", "GlobalContext", "Normalize", "PaleShapedAttention",
+    "AtrousSpatialPyramidPooling", "AxialAttention2D", "ConditionalPositionEncoding",
+    "ConvNormAct", "DropBlock", "DropPath", "GlobalContext", "Normalize",
+    "PaleShapedAttention", "PositionSensitiveAxialAttention",
     "RelativeMultiHeadSelfAttention2D", "ResizeToMatch", "SeparableConvNormAct",
-    "SeparableConvProjection", "SimplifiedSqueezeExcite", "SplitAttention",
-    "SqueezeExcite", "SwitchableAtrousConv2D", "drop_path_rate_for_stride",
-    "get_activation", "hard_sigmoid", "hard_swish", "linear_drop_path_rates",
-    "pale_attention", "resize_align_corners", "symmetric_padding",
+    "SeparableConvProjection", "SimplifiedSqueezeExcite", "SplitAttention", "SqueezeExcite",
+    "SwitchableAtrousConv2D", "drop_path_rate_for_stride", "get_activation", "hard_sigmoid",
+    "hard_swish", "linear_drop_path_rates", "pale_attention", "resize_align_corners",
+    "symmetric_padding",
 ]

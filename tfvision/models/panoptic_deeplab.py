@@ -423,6 +423,30 @@ def PanopticDeepLabSWideRNet(w1, w2, l, num_classes=19, separable_conv="all", **
 # **AXIAL_DEEPLAB_SETTINGS)`.
 AXIAL_DEEPLAB_SETTINGS = dict(aspp_projection_only=True, output_stride=16)
 
+def AxialDeepLabS(num_classes=19, **kwargs):
+  """Axial-DeepLab-S (axial-deeplab Sec. 4.2): Panoptic-DeepLab on the `axial_deeplab_s` backbone.
+
+  Decoder settings from deeplab2's Axial-DeepLab configs (`AXIAL_DEEPLAB_SETTINGS`: the
+  ASPP reduced to its 1x1 projection, output stride 16); with the projection-only ASPP
+  the default `separable_conv="all"` leaves standard convs nowhere but in that 1x1
+  projection, which is deeplab2's layout (depthwise-separable 5x5 fusion and heads).
+  Args:
+    num_classes: 19 (Cityscapes) or 134 (COCO).
+    **kwargs: other PanopticDeepLab arguments; `backbone_kwargs` go to the backbone.
+  """
+  kwargs = {**AXIAL_DEEPLAB_SETTINGS, "name": "axial_deeplab_s_panoptic", **kwargs}
+  return PanopticDeepLab("axial_deeplab_s", num_classes, **kwargs)
+
+
+def AxialDeepLabL(num_classes=19, **kwargs):
+  """Axial-DeepLab-L (axial-deeplab Sec. 4.2): Panoptic-DeepLab on `axial_deeplab_l`.
+
+  Same decoder settings as `AxialDeepLabS`.
+  """
+  kwargs = {**AXIAL_DEEPLAB_SETTINGS, "name": "axial_deeplab_l_panoptic", **kwargs}
+  return PanopticDeepLab("axial_deeplab_l", num_classes, **kwargs)
+
+
 # Tiny configuration: same layout (both decoders, both fusion stages, all heads), a few
 # channels everywhere, tiny SWideRNet widths.
 _TINY = dict(
@@ -444,3 +468,14 @@ for _w1, _w2, _l in FAST_VARIANTS:
                     separable_conv="all", name=panoptic_variant_name(_w1, _w2, _l)),
       family="deeplab", task="panoptic", default_size=1025, tiny=_TINY,
       tiny_size=65, paper="swidernet.md Table 5 (fast regime, Cityscapes 19 classes)")
+
+# Tiny Axial-DeepLab: the axial backbone's tiny widths (8 heads need at least 8 channels
+# per attention input), the same small decoder as the SWideRNet entries.
+_TINY_AXIAL = dict(_TINY, backbone_kwargs=dict(width_multiplier=0.125,
+                                               stem_width_multiplier=0.125))
+for _name, _builder in (("axial_deeplab_s_panoptic", AxialDeepLabS),
+                        ("axial_deeplab_l_panoptic", AxialDeepLabL)):
+  register_model(
+      _name, _builder, defaults=dict(num_classes=19), family="deeplab", task="panoptic",
+      default_size=1025, tiny=_TINY_AXIAL, tiny_size=65,
+      paper="axial-deeplab Sec. 4.2, Table 6 (Cityscapes); deeplab2 Axial-DeepLab configs")

@@ -1,0 +1,421 @@
+"""Position-sensitive axial attention (Wang et al., "Axial-DeepLab", ECCV 2020).
+
+One layer attends along one axis of a [B, H, W, C] map (every column for "height",
+every row for "width") with the position-sensitive self-attention of the paper's Eq. 4:
+
+    y_o = sum_p softmax_p(q_o.k_p + q_o.r^q_{p-o} + k_p.r^k_{p-o}) (v_p + r^v_{p-o})
+
+where q, k, v come from one bias-free 1x1 projection of the input and r^q, r^k, r^v are
+learned relative position embeddings, per head. The span is the whole axis. Where the
+paper is silent, deeplab2 (`model/layers/axial_layers.py`, `positional_encodings.py`),
+which produced the published checkpoints, decided:
+
+- q, k and v come from one projection followed by one batch norm over the 2 * key_depth
+  + value_depth channels; the kernel is truncated-normal with stddev C ** -0.5.
+- The three similarity terms are batch-normalised separately (per term and head) before
+  they are summed, and the two retrieved terms (content and value embedding) are
+  batch-normalised separately (per term and channel) before they are summed: the "BN"
+  column of the paper's Table 1. `norm=None` removes every batch norm of the layer.
+- Each embedding table holds 2 * max_span - 1 relative distances, -(max_span - 1) ..
+  max_span - 1, and is initialised truncated-normal with stddev 1. deeplab2 fixes
+  max_span to 255 (`MAX_SPAN`), which our default repeats so the parameter counts
+  match. An axis of length L <= max_span uses the table's central 2L - 1 rows; a longer
+  axis raises ValueError (deeplab2 clips distances beyond MAX_SPAN instead, and raises
+  NotImplementedError beyond its 129-long query block; the paper's local span-m window
+  is not implemented there either).
+
+Relative embeddings are gathered from the table's central 2L - 1 rows with the static
+index matrix p - o + L - 1, giving [L, L, depth], and every term is one `tf.einsum`: no
+Python loop over positions or heads.
+
+At inference the batch norms of the similarity terms are per-head affine maps, so we
+fold their scales into q and k (the per-head offsets are constant along the softmax
+axis and cancel) instead of normalising the [B, W, heads, L, L] logits three times;
+`training=True` computes batch statistics on the logits as the reference does.
+"""
+import numpy as np
+import tensorflow as tf
+import tf_keras
+
+from tfvision.utils import validation
+
+AXES = ("height", "width")
+# deeplab2 `positional_encodings.MAX_SPAN`: the embedding tables hold 2 * 255 - 1 rows.
+DEFAULT_MAX_SPAN = 255
+
+# Einsum subscripts: b batch, o query position, p key position along the attended
+# axis, x the other spatial axis, n head, d depth per head.
+_SUBSCRIPTS = {
+    "height": dict(query="boxnd", key="bpxnd", out="boxnd"),
+    "width": dict(query="bxond", key="bxpnd", out="bxond"),
+}
+_LOGITS = "bxnop"
+
+
+def relative_position_indices(length, max_span):
+  """[length, length] int32 table indices: entry [o, p] is p - o + max_span - 1.
+
+  Args:
+    length: axis length L (<= max_span).
+    max_span: the longest axis the embedding table covers.
+  """
+  positions = np.arange(length)
+  return (positions[None, :] - positions[:, None] + max_span - 1).astype("int32")
+
+
+def _make_norm(norm, momentum, epsilon, axis, name):
+  """A batch norm over `axis` ("batch" or "sync_batch"), or None when `norm` is None."""
+  validation.check_in("norm", norm, ("batch", "sync_batch", None))
+  if norm is None:
+    return None
+  cls = (tf_keras.layers.experimental.SyncBatchNormalization if norm == "sync_batch"
+         else tf_keras.layers.BatchNormalization)
+  return cls(axis=axis, momentum=momentum, epsilon=epsilon, name=name)
+
+
+def _check_flag(name, value):
+  if not isinstance(value, bool):
+    raise ValueError(f"{name} must be True or False, received {name}={value!r}")
+  return value
+
+
+@tf_keras.utils.register_keras_serializable(package="tfvision")
+class PositionSensitiveAxialAttention(tf_keras.layers.Layer):
+  """Multi-head position-sensitive self-attention along one axis (Axial-DeepLab Eq. 4).
+
+  Args:
+    key_depth: total depth of the queries and keys over all heads (and of the query
+      and key embeddings).
+    value_depth: total depth of the values over all heads: the output channels.
+    num_heads: attention heads; must divide key_depth and value_depth.
+    axis: "height" (attend within each column) or "width" (within each row).
+    max_span: the longest axis the relative embeddings cover; a longer axis raises.
+    use_query_rpe: the q_o.r^q_{p-o} similarity term.
+    use_key_rpe: the k_p.r^k_{p-o} similarity term.
+    use_value_rpe: the r^v_{p-o} retrieved term. With the three off the layer is plain
+      multi-head content attention.
+    query_key_rpe_stddev: initial stddev of r^q and r^k (deeplab2: 1.0).
+    value_rpe_stddev: initial stddev of r^v (deeplab2: 1.0).
+    norm: "batch", "sync_batch" or None (no batch norm anywhere in the layer).
+    norm_momentum, norm_epsilon: batch-norm settings.
+    weight_decay: L2 on the projection kernel and the embedding tables (deeplab2).
+  Input: [B, H, W, C]; output: [B, H, W, value_depth].
+  """
+
+  def __init__(self, key_depth, value_depth, num_heads=8, axis="height",
+               max_span=DEFAULT_MAX_SPAN, use_query_rpe=True, use_key_rpe=True,
+               use_value_rpe=True, query_key_rpe_stddev=1.0, value_rpe_stddev=1.0,
+               norm="batch", norm_momentum=0.99, norm_epsilon=1e-3, weight_decay=0.0,
+               **kwargs):
+    super().__init__(**kwargs)
+    self.key_depth = validation.check_positive("key_depth", key_depth, integer=True)
+    self.value_depth = validation.check_positive("value_depth", value_depth, integer=True)
+    self.num_heads = validation.check_positive("num_heads", num_heads, integer=True)
+    for depth_name, depth in (("key_depth", key_depth), ("value_depth", value_depth)):
+      if depth % num_heads:
+        raise ValueError(f"num_heads must divide {depth_name}={depth!r}, received "
+                         f"num_heads={num_heads!r}")
+    self.axis = validation.check_in("axis", axis, AXES)
+    self.max_span = validation.check_positive("max_span", max_span, integer=True)
+    self.use_query_rpe = _check_flag("use_query_rpe", use_query_rpe)
+    self.use_key_rpe = _check_flag("use_key_rpe", use_key_rpe)
+    self.use_value_rpe = _check_flag("use_value_rpe", use_value_rpe)
+    self.query_key_rpe_stddev = validation.check_positive("query_key_rpe_stddev",
+                                                          query_key_rpe_stddev)
+    self.value_rpe_stddev = validation.check_positive("value_rpe_stddev", value_rpe_stddev)
+    self.norm = norm
+    self.norm_momentum = norm_momentum
+    self.norm_epsilon = norm_epsilon
+    self.weight_decay = validation.check_non_negative("weight_decay", weight_decay)
+    self._key_head_depth = key_depth // num_heads
+    self._value_head_depth = value_depth // num_heads
+
+    def _norm(name, axis=-1, enabled=True):
+      return _make_norm(norm, norm_momentum, norm_epsilon, axis, name) if enabled else None
+
+    self.qkv_norm = _norm("qkv_norm")
+    # The similarity terms are stacked into [terms, B, X, heads, L, L] and normalised
+    # with statistics per term and head (deeplab2's norm over axes [0, 2] of its stack);
+    # each retrieved term has its own norm, statistics per channel (deeplab2's [0, 2, 4]).
+    self._num_terms = 1 + int(use_query_rpe) + int(use_key_rpe)
+    self.similarity_norm = _norm("similarity_norm", [0, 3])
+    self.content_output_norm = _norm("content_output_norm")
+    self.value_rpe_output_norm = _norm("value_rpe_output_norm", -1, use_value_rpe)
+    subscripts = _SUBSCRIPTS[self.axis]
+    self._query, self._key = subscripts["query"], subscripts["key"]
+    self._out = subscripts["out"]
+
+  def _check_length(self, length):
+    if length is not None and length > self.max_span:
+      raise ValueError(
+          f"{self.name}: the {self.axis} axis has length {length}, longer than the "
+          f"relative embeddings cover; use a smaller input or a larger max_span, "
+          f"received max_span={self.max_span!r}")
+
+  def build(self, input_shape):
+    shape = tf.TensorShape(input_shape)
+    if shape.rank != 4:
+      raise ValueError(f"{type(self).__name__} needs [batch, height, width, channels] "
+                       f"inputs, received input_shape={input_shape!r}")
+    channels = shape[-1]
+    if channels is None:
+      raise ValueError(f"{type(self).__name__} needs a known channel count, received "
+                       f"input_shape={tuple(shape.as_list())!r}")
+    self._check_length(shape[1] if self.axis == "height" else shape[2])
+    regularizer = tf_keras.regularizers.l2(self.weight_decay) if self.weight_decay else None
+    projected = 2 * self.key_depth + self.value_depth
+    self.qkv_kernel = self.add_weight(
+        "qkv_kernel", shape=(channels, projected),
+        initializer=tf_keras.initializers.TruncatedNormal(stddev=channels ** -0.5),
+        regularizer=regularizer)
+    rows = 2 * self.max_span - 1
+
+    def table(name, enabled, depth, stddev):
+      # A fresh initializer per table: a shared unseeded instance repeats its values.
+      if not enabled:
+        return None
+      return self.add_weight(
+          name, shape=(rows, depth),
+          initializer=tf_keras.initializers.TruncatedNormal(stddev=stddev),
+          regularizer=regularizer)
+
+    self.query_rpe = table("query_rpe", self.use_query_rpe, self._key_head_depth,
+                           self.query_key_rpe_stddev)
+    self.key_rpe = table("key_rpe", self.use_key_rpe, self._key_head_depth,
+                         self.query_key_rpe_stddev)
+    self.value_rpe = table("value_rpe", self.use_value_rpe, self._value_head_depth,
+                           self.value_rpe_stddev)
+    spatial = shape[:3]
+    if self.qkv_norm is not None:
+      self.qkv_norm.build(spatial.concatenate([projected]))
+      self.similarity_norm.build(
+          tf.TensorShape([self._num_terms, None, None, self.num_heads, None, None]))
+      for norm in self._output_norms():
+        norm.build(spatial.concatenate([self.value_depth]))
+    super().build(input_shape)
+
+  def _output_norms(self):
+    return [n for n in (self.content_output_norm, self.value_rpe_output_norm)
+            if n is not None]
+
+  def _relative(self, table, length, dtype):
+    """[L, L, depth] embeddings r_{p-o}, gathered from the table's central 2L - 1 rows.
+
+    Slicing before the gather gives the table a dense gradient (a gather alone gives
+    IndexedSlices with L * L rows, larger than the table and slow to all-reduce).
+    """
+    central = tf.slice(tf.cast(table, dtype), [self.max_span - length, 0],
+                       [2 * length - 1, -1])
+    if isinstance(length, int):
+      indices = relative_position_indices(length, length)
+    else:
+      positions = tf.range(length)
+      indices = positions[None, :] - positions[:, None] + (length - 1)
+    return tf.gather(central, indices)
+
+  def _split_heads(self, inputs, training):
+    """Projects to q [.., heads, dk], k [.., heads, dk], v [.., heads, dv]."""
+    qkv = tf.einsum("bhwc,cd->bhwd", inputs, tf.cast(self.qkv_kernel, inputs.dtype))
+    if self.qkv_norm is not None:
+      qkv = self.qkv_norm(qkv, training=training)
+    query, key, value = tf.split(qkv, [self.key_depth, self.key_depth, self.value_depth],
+                                 axis=-1)
+    leading = tf.shape(inputs)[:3]
+
+    def heads(t, depth):
+      return tf.reshape(t, tf.concat([leading, [self.num_heads, depth]], 0))
+
+    return (heads(query, self._key_head_depth), heads(key, self._key_head_depth),
+            heads(value, self._value_head_depth))
+
+  def _merge_heads(self, t, like):
+    return tf.reshape(t, tf.concat([tf.shape(like)[:3], [self.value_depth]], 0))
+
+  def _length(self, inputs):
+    axis = 1 if self.axis == "height" else 2
+    static = inputs.shape[axis]
+    self._check_length(static)
+    if static is not None:
+      return static
+    length = tf.shape(inputs)[axis]
+    # Unknown at trace time (a None input size): check when the graph runs.
+    tf.debugging.assert_less_equal(
+        length, self.max_span,
+        message=f"{self.name}: the {self.axis} axis is longer than "
+                f"max_span={self.max_span}")
+    return length
+
+  def _attend(self, logits, value, length, inputs, training):
+    """Softmax over key positions (float32) and the normalised retrieved terms."""
+    weights = tf.cast(tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1), inputs.dtype)
+    content = self._merge_heads(
+        tf.einsum(f"{_LOGITS},{self._key}->{self._out}", weights, value), inputs)
+    if self.content_output_norm is not None:
+      content = self.content_output_norm(content, training=training)
+    if self.value_rpe is None:
+      return content
+    relative = self._relative(self.value_rpe, length, inputs.dtype)
+    retrieved = self._merge_heads(
+        tf.einsum(f"{_LOGITS},opd->{self._out}", weights, relative), inputs)
+    if self.value_rpe_output_norm is not None:
+      retrieved = self.value_rpe_output_norm(retrieved, training=training)
+    return content + retrieved
+
+  def _similarity_terms(self, query, key, length, scales=None):
+    """q.k, q.r^q and k.r^k as [B, X, heads, L, L] tensors; `scales` ([terms, heads])
+    multiplies each term per head, applied to q or k before the product."""
+    def scaled(t, index):
+      if scales is None:
+        return t
+      return t * tf.cast(scales[index][:, None], t.dtype)
+
+    terms = [tf.einsum(f"{self._query},{self._key}->{_LOGITS}", scaled(query, 0), key)]
+    if self.query_rpe is not None:
+      relative = self._relative(self.query_rpe, length, query.dtype)
+      terms.append(tf.einsum(f"{self._query},opd->{_LOGITS}",
+                             scaled(query, len(terms)), relative))
+    if self.key_rpe is not None:
+      relative = self._relative(self.key_rpe, length, key.dtype)
+      terms.append(tf.einsum(f"{self._key},opd->{_LOGITS}", scaled(key, len(terms)),
+                             relative))
+    return terms
+
+  def _logits_normalised(self, query, key, length, training):
+    """Sum of the batch-normalised similarity terms (the reference computation)."""
+    terms = self._similarity_terms(query, key, length)
+    if self.similarity_norm is None:
+      return tf.add_n(terms)
+    stacked = self.similarity_norm(tf.stack(terms), training=training)
+    return tf.reduce_sum(stacked, axis=0)
+
+  def _logits_folded(self, query, key, length):
+    """Inference: the similarity norm is a per-term, per-head affine map; fold its scale
+    into q or k (a [.., heads, d] tensor) and drop its offset (constant along the
+    softmax axis), instead of normalising the [B, X, heads, L, L] logits."""
+    norm = self.similarity_norm
+    scales = (tf.cast(norm.gamma, tf.float32) *
+              tf.math.rsqrt(tf.cast(norm.moving_variance, tf.float32) + norm.epsilon))
+    # Keras keeps multi-axis norm parameters broadcastable: [terms, 1, 1, heads, 1, 1].
+    scales = tf.reshape(scales, [self._num_terms, self.num_heads])
+    # One pass over the [B, X, heads, L, L] terms instead of one per addition.
+    return tf.add_n(self._similarity_terms(query, key, length, scales))
+
+  # Plain Python control flow on static values only: skipping autograph's conversion
+  # makes building a model of many axial layers several times faster.
+  @tf.autograph.experimental.do_not_convert
+  def call(self, inputs, training=None):
+    length = self._length(inputs)
+    query, key, value = self._split_heads(inputs, training)
+
+    def normalised():
+      return self._logits_normalised(query, key, length, True)
+
+    def folded():
+      return self._logits_folded(query, key, length)
+
+    if self.qkv_norm is None:
+      logits = self._logits_normalised(query, key, length, training)
+    elif isinstance(training, bool) or training is None:
+      logits = normalised() if training else folded()
+    else:
+      logits = tf.__internal__.smart_cond.smart_cond(training, normalised, folded)
+    return self._attend(logits, value, length, inputs, training)
+
+  def compute_output_shape(self, input_shape):
+    return tf.TensorShape(input_shape)[:-1].concatenate([self.value_depth])
+
+  def get_config(self):
+    config = super().get_config()
+    config.update(
+        key_depth=self.key_depth, value_depth=self.value_depth, num_heads=self.num_heads,
+        axis=self.axis, max_span=self.max_span, use_query_rpe=self.use_query_rpe,
+        use_key_rpe=self.use_key_rpe, use_value_rpe=self.use_value_rpe,
+        query_key_rpe_stddev=self.query_key_rpe_stddev,
+        value_rpe_stddev=self.value_rpe_stddev, norm=self.norm,
+        norm_momentum=self.norm_momentum, norm_epsilon=self.norm_epsilon,
+        weight_decay=self.weight_decay)
+    return config
+
+
+@tf_keras.utils.register_keras_serializable(package="tfvision")
+class AxialAttention2D(tf_keras.layers.Layer):
+  """Height-axis then width-axis position-sensitive attention, with optional stride.
+
+  As deeplab2's `AxialAttention2D` and the paper (Sec. 3, "Axial-ResNet"): the width
+  pass takes the height pass's output directly (no 1x1 conv in between), and a stride
+  subsamples each axis right after its attention pass.
+
+  Args:
+    filters: base channels; key depth = round(filters * key_expansion) and value depth
+      (the output channels) = round(filters * value_expansion).
+    strides: 1 or 2, applied by subsampling after each pass.
+    key_expansion, value_expansion: deeplab2 defaults 1 and 2.
+    num_heads, max_span, use_query_rpe, use_key_rpe, use_value_rpe,
+    query_key_rpe_stddev, value_rpe_stddev, norm, norm_momentum, norm_epsilon,
+    weight_decay: as PositionSensitiveAxialAttention, for both passes.
+  Input: [B, H, W, C]; output: [B, ceil(H / s), ceil(W / s), value depth].
+  """
+
+  def __init__(self, filters, strides=1, key_expansion=1.0, value_expansion=2.0,
+               num_heads=8, max_span=DEFAULT_MAX_SPAN, use_query_rpe=True,
+               use_key_rpe=True, use_value_rpe=True, query_key_rpe_stddev=1.0,
+               value_rpe_stddev=1.0, norm="batch", norm_momentum=0.99,
+               norm_epsilon=1e-3, weight_decay=0.0, **kwargs):
+    super().__init__(**kwargs)
+    self.filters = validation.check_positive("filters", filters, integer=True)
+    self.strides = validation.check_positive("strides", strides, integer=True)
+    self.key_expansion = validation.check_positive("key_expansion", key_expansion)
+    self.value_expansion = validation.check_positive("value_expansion", value_expansion)
+    self.key_depth = int(round(filters * key_expansion))
+    self.value_depth = int(round(filters * value_expansion))
+    self._attention_args = dict(
+        num_heads=num_heads, max_span=max_span, use_query_rpe=use_query_rpe,
+        use_key_rpe=use_key_rpe, use_value_rpe=use_value_rpe,
+        query_key_rpe_stddev=query_key_rpe_stddev, value_rpe_stddev=value_rpe_stddev,
+        norm=norm, norm_momentum=norm_momentum, norm_epsilon=norm_epsilon,
+        weight_decay=weight_decay)
+    self.height_attention = PositionSensitiveAxialAttention(
+        self.key_depth, self.value_depth, axis="height", name="height_axis",
+        **self._attention_args)
+    self.width_attention = PositionSensitiveAxialAttention(
+        self.key_depth, self.value_depth, axis="width", name="width_axis",
+        **self._attention_args)
+
+  def build(self, input_shape):
+    shape = tf.TensorShape(input_shape)
+    if shape.rank != 4:
+      raise ValueError(f"AxialAttention2D needs [batch, height, width, channels] inputs, "
+                       f"received input_shape={input_shape!r}")
+    self.height_attention.build(shape)
+    height = shape[1]
+    if height is not None and self.strides > 1:
+      height = -(-height // self.strides)
+    self.width_attention.build(
+        tf.TensorShape([shape[0], height, shape[2], self.value_depth]))
+    super().build(input_shape)
+
+  # Plain Python control flow on static values only: skipping autograph's conversion
+  # makes building a model of many axial layers several times faster.
+  @tf.autograph.experimental.do_not_convert
+  def call(self, inputs, training=None):
+    x = self.height_attention(inputs, training=training)
+    if self.strides > 1:
+      x = x[:, ::self.strides]
+    x = self.width_attention(x, training=training)
+    if self.strides > 1:
+      x = x[:, :, ::self.strides]
+    return x
+
+  def compute_output_shape(self, input_shape):
+    shape = tf.TensorShape(input_shape)
+    dims = [shape[0]]
+    for dim in shape[1:3]:
+      dims.append(None if dim is None else -(-dim // self.strides))
+    return tf.TensorShape(dims + [self.value_depth])
+
+  def get_config(self):
+    config = super().get_config()
+    config.update(filters=self.filters, strides=self.strides,
+                  key_expansion=self.key_expansion, value_expansion=self.value_expansion,
+                  **self._attention_args)
+    return config
