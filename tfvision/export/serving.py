@@ -57,7 +57,11 @@ import tf_keras
 from official.core import export_base as core_export_base
 from official.vision.serving import export_base as vision_export_base
 
+from tfvision.data.panoptic import DATASETS, PanopticDatasetInfo
 from tfvision.export import contract
+from tfvision.export.data import shapes_panoptic_info
+from tfvision.models.panoptic_inference import PanopticInference
+from tfvision.ops.panoptic_postprocess import PanopticDeepLabPostProcessor
 
 SIGNATURES = ("image_tensor", "image_bytes", "tf_example")
 METADATA_FILE = "tfvision_export.json"
@@ -317,9 +321,6 @@ def panoptic_dataset_info(dataset, num_classes):
       the model's number of classes (19: cityscapes, 134: coco).
     num_classes: semantic classes of the model.
   """
-  # pylint: disable=import-outside-toplevel
-  from tfvision.data.panoptic import DATASETS, PanopticDatasetInfo
-  from tfvision.export.data import shapes_panoptic_info
   if dataset is None:
     if num_classes not in DATASETS_BY_CLASSES:
       raise ValueError(
@@ -355,9 +356,6 @@ def resolve_postprocess(model, task, postprocess_fn=None, dataset=None, num_clas
   """
   if task != "panoptic":
     return None, None
-  # pylint: disable=import-outside-toplevel
-  from tfvision.models.panoptic_inference import PanopticInference
-  from tfvision.ops.panoptic_postprocess import PanopticDeepLabPostProcessor
   if postprocess_fn is None:
     info = panoptic_dataset_info(dataset, num_classes)
     postprocess_fn = PanopticInference(model, dataset=info).postprocessor
@@ -375,7 +373,6 @@ def resolve_postprocess(model, task, postprocess_fn=None, dataset=None, num_clas
 
 def postprocess_from_settings(settings):
   """The `PanopticDeepLabPostProcessor` of settings written by `resolve_postprocess`."""
-  from tfvision.ops.panoptic_postprocess import PanopticDeepLabPostProcessor  # pylint: disable=import-outside-toplevel
   return PanopticDeepLabPostProcessor(**settings)
 
 
