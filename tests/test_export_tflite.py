@@ -128,6 +128,8 @@ def test_panoptic_float32_parity_with_postprocessing():
   assert report.failures(max_abs_error=1e-4) == [], report.format()
   for key in ("semantic_map", "instance_map", "panoptic_map"):
     assert report.agreement[key] >= 0.999, report.format()
+  maps = export.run_tflite(result.flatbuffer, images[:1])
+  assert maps["center_heatmap"].max() > 0.1  # centres found: instance maps are compared
   # Without a label scheme (6 classes match no built-in one) only raw outputs compare.
   assert "panoptic_map" not in export.verify_tflite(result.flatbuffer, model, images[:1]).agreement
 
