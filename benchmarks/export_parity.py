@@ -189,17 +189,31 @@ def measure(name, model, task, size, args, workdir):
   return row
 
 
+def family_of(row):
+  """Registry family of a row's (first) model name."""
+  return get_model_entry(row["model"].split(",")[0].strip()).family
+
+
+def rows_from_logs(paths):
+  """Rows printed by earlier runs (one JSON object per line), sorted by family."""
+  rows = []
+  for path in paths:
+    with open(path, encoding="utf-8") as f:
+      rows += [json.loads(line) for line in f if line.startswith('{"model"')]
+  return sorted(rows, key=lambda r: (family_of(r), r["task"]))
+
+
 def markdown(rows):
   lines = [
-      "| model | task | params | Keras acc/mIoU | max abs logit | SavedModel max err | "
+      "| family | model | task | params | Keras acc/mIoU | max abs logit | SavedModel max err | "
       "TFLite f32 max err | f16 max err | dynamic agree | int8 max err | int8 agree | "
       "int8 acc/mIoU drop | f32 / int8 KB | ok |",
-      "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+      "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
   for r in rows:
     r = {**{f"{q}_{key}": float("nan") for q in ("float16", "dynamic", "int8")
             for key in ("max_abs_error", "agreement", "metric_drop", "bytes")}, **r}
     lines.append(
-        f"| {r['model']} | {r['task']} | {r['params']:,d} | {r['keras_metric']:.1f} | "
+        f"| {family_of(r)} | {r['model']} | {r['task']} | {r['params']:,d} | {r['keras_metric']:.1f} | "
         f"{r['logit_scale']:.1f} | {r['saved_model_max_abs_error']:.1e} | "
         f"{r['float32_max_abs_error']:.1e} | "
         f"{r['float16_max_abs_error']:.1e} | {100 * r['dynamic_agreement']:.1f}% | "
@@ -208,7 +222,8 @@ def markdown(rows):
            if "int8_panoptic_agreement" in r else "") + " | "
         f"{r['int8_metric_drop']:+.2f} | {r['float32_bytes'] / 1024:.0f} / "
         f"{r['int8_bytes'] / 1024:.0f} | {'yes' if not r['misses'] else ', '.join(r['misses'])} |")
-  return "\n".join(lines)
+  # Conversions left out with --quantizations print as a dash.
+  return "\n".join(line.replace("nan%", "-").replace("nan", "-") for line in lines)
 
 
 def main(argv=None):
@@ -229,7 +244,12 @@ def main(argv=None):
   parser.add_argument("--size", type=int, default=None,
                       help="input side (default: each entry's tiny_size)")
   parser.add_argument("--json", default=None, help="write the rows as JSON here")
+  parser.add_argument("--table-from", nargs="+", default=None, metavar="LOG",
+                      help="only print the table of rows logged (stdout) by earlier runs")
   args = parser.parse_args(argv)
+  if args.table_from:
+    print(markdown(rows_from_logs(args.table_from)))
+    return 0
 
   names = args.models or list_models(task=args.task, family=args.family)
   jobs, seen = [], {}
