@@ -42,6 +42,8 @@ setup(
         "console_scripts": [
             "tfvision-demo=tfvision.demo:main",
             "tfvision-train=tfvision.train:main",
+            "tfvision-export-saved-model=tfvision.export.cli:saved_model_main",
+            "tfvision-export-tflite=tfvision.export.cli:tflite_main",
         ],
     },
     license="Apache-2.0",

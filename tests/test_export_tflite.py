@@ -1,0 +1,186 @@
+"""TFLite export: the four quantizations, LiteRT parity, the ops report, representative data."""
+import io
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+from PIL import Image
+
+from tests import export_models
+from tfvision import export
+from tfvision.models import get_model_entry
+
+NAME = "swidernet_0.25_0.25_0.75"
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def images():
+  return export.load_images("shapes", 8, (SIZE, SIZE))
+
+
+@pytest.fixture(scope="module")
+def classifier():
+  tf_keras.utils.set_random_seed(5)
+  return get_model_entry(NAME).build_tiny(num_classes=3)
+
+
+def _write_calibration_folder(folder, size):
+  """Shapes train images as RGB, grayscale and RGBA PNGs, plus a file that is no image."""
+  folder.mkdir()
+  for index, image in enumerate(export.load_images("shapes", 12, size, split="train")):
+    mode, array = (("L", image.mean(-1).astype("uint8")) if index % 3 == 1 else
+                   ("RGBA", np.concatenate([image, np.full(image.shape[:2] + (1,), 128,
+                                                           "uint8")], -1))
+                   if index % 3 == 2 else ("RGB", image))
+    Image.fromarray(array, mode).save(folder / f"{index:02d}.png")
+  (folder / "notes.txt").write_text("not an image")
+  return str(folder)
+
+
+@pytest.fixture(scope="module")
+def converted(classifier, tmp_path_factory):
+  """The classifier in every quantization (written to files).
+
+  The one int8 conversion of the tests (they are slow): calibrated on a folder of
+  mixed-mode images, with integer input / output.
+  """
+  directory = tmp_path_factory.mktemp("tflite")
+  folder = _write_calibration_folder(directory / "calibration", (48, 80))
+  results = {}
+  for quantization in export.QUANTIZATIONS:
+    int8 = quantization == "int8"
+    results[quantization] = export.export_tflite(
+        classifier, str(directory / f"{quantization}.tflite"), input_size=SIZE,
+        quantization=quantization, representative_data=folder if int8 else None,
+        integer_io=int8)
+  return results
+
+
+def test_float32_matches_keras_within_1e4(classifier, converted, images):
+  result = converted["float32"]
+  assert os.path.getsize(result.path) == len(result.flatbuffer) == result.ops_report.size_bytes
+  report = export.verify_tflite(result.path, classifier, images)
+  assert report.task == "classification" and report.num_images == len(images)
+  assert report.max_abs_error["logits"] <= 1e-4, report.format()
+  assert report.agreement["top1"] == 1.0
+  ops = result.ops_report
+  assert ops.inputs == [{"name": "image", "shape": [1, SIZE, SIZE, 3], "type": "FLOAT32"}]
+  assert ops.outputs == [{"name": "logits", "shape": [1, 3], "type": "FLOAT32"}]
+  assert ops.ops["CONV_2D"] > 10 and ops.custom_ops == []
+  assert "CONV_2D" in ops.format()
+
+
+def test_quantized_sizes_types_and_errors(classifier, converted, images):
+  float_size = converted["float32"].ops_report.size_bytes
+  assert converted["float16"].ops_report.size_bytes < 0.6 * float_size
+  assert converted["dynamic"].ops_report.size_bytes < 0.35 * float_size
+  assert converted["int8"].ops_report.size_bytes < 0.35 * float_size
+  # float16 keeps float32 compute on dequantized weights: error near float16 precision.
+  fp16 = export.verify_tflite(converted["float16"].flatbuffer, classifier, images)
+  logit_range = float(np.ptp(classifier(images.astype("float32")).numpy()))
+  assert fp16.max_abs_error["logits"] <= 5e-3 * max(1.0, logit_range), fp16.format()
+  # Full-integer int8 with integer I/O: every op runs on integer tensors, uint8 pixels
+  # in, int8 logits out (run_tflite quantizes / dequantizes with their parameters).
+  int8 = converted["int8"].ops_report
+  assert int8.float_ops == [], int8.format()
+  assert int8.op_types["CONV_2D"] == ["INT8"]
+  assert int8.inputs == [{"name": "image", "shape": [1, SIZE, SIZE, 3], "type": "UINT8"}]
+  assert int8.outputs == [{"name": "logits", "shape": [1, 3], "type": "INT8"}]
+  for quantization in ("dynamic", "int8"):
+    report = export.verify_tflite(converted[quantization].flatbuffer, classifier, images)
+    # Random-weight logits: only their scale is meaningful (see BENCHMARKS.md for top-1
+    # agreement measured on trained models).
+    assert report.max_abs_error["logits"] <= 0.15 * logit_range, report.format()
+
+
+def test_semantic_float32_and_dynamic_range():
+  model = export_models.tiny_semantic()
+  images = export.load_images("shapes", 4, (48, 64))
+  for quantization in ("float32", "dynamic"):
+    result = export.export_tflite(model, None, input_size=(48, 64), quantization=quantization)
+    assert result.path is None and result.task == "semantic"
+    ops = result.ops_report
+    assert ops.inputs[0]["shape"] == [1, 48, 64, 3] and ops.custom_ops == []
+    assert ops.outputs[0]["name"] == "semantic_logits"
+    assert ops.outputs[0]["shape"] == [1, 48, 64, export_models.NUM_CLASSES]
+    report = export.verify_tflite(result.flatbuffer, model, images)
+    if quantization == "float32":
+      assert report.failures(max_abs_error=1e-4) == [], report.format()
+      assert report.agreement["semantic_map"] >= 0.999
+    else:
+      scale = report.reference_scale["semantic_logits"]
+      assert report.max_abs_error["semantic_logits"] <= 0.2 * scale, report.format()
+  with pytest.raises(ValueError, match="takes 48x64 images"):
+    export.run_tflite(result.flatbuffer, export.load_images("shapes", 1, (SIZE, SIZE)))
+
+
+def test_panoptic_float32_parity_with_postprocessing():
+  model = export_models.tiny_panoptic()
+  result = export.export_tflite(model, None, input_size=SIZE)
+  assert {o["name"] for o in result.ops_report.outputs} == {
+      "semantic_logits", "center_heatmap", "offsets"}
+  assert result.ops_report.custom_ops == []
+  images = export.load_images("shapes", 4, (SIZE, SIZE))
+  report = export.verify_tflite(result.flatbuffer, model, images, dataset="shapes")
+  assert report.failures(max_abs_error=1e-4) == [], report.format()
+  for key in ("semantic_map", "instance_map", "panoptic_map"):
+    assert report.agreement[key] >= 0.999, report.format()
+  maps = export.run_tflite(result.flatbuffer, images[:1])
+  assert maps["center_heatmap"].max() > 0.1  # centres found: instance maps are compared
+  # Without a label scheme (6 classes match no built-in one) only raw outputs compare.
+  assert "panoptic_map" not in export.verify_tflite(result.flatbuffer, model, images[:1]).agreement
+
+
+def test_load_images_sources(tmp_path):
+  shapes = export.load_images("shapes", 3, (40, 56))
+  assert shapes.shape == (3, 40, 56, 3) and shapes.dtype == np.uint8
+  np.testing.assert_array_equal(shapes, export.load_images("shapes", 3, (40, 56)))
+  train = export.load_images("shapes", 3, (40, 56), split="train")
+  assert not np.array_equal(train, shapes)  # calibration and verification never overlap
+  examples = export.shapes_examples(2, (40, 56))
+  assert examples["semantic"].shape == (2, 40, 56) and examples["label"].shape == (2,)
+  gray = (np.arange(30 * 20) % 251).reshape(30, 20).astype("uint8")
+  buffer = io.BytesIO()
+  Image.fromarray(gray, "L").save(buffer, "JPEG", quality=100)
+  (tmp_path / "b.jpg").write_bytes(buffer.getvalue())
+  Image.fromarray(gray, "L").save(tmp_path / "a.png")
+  loaded = export.load_images(str(tmp_path), None, (30, 20))
+  assert loaded.shape == (2, 30, 20, 3)
+  np.testing.assert_array_equal(loaded[0], np.repeat(gray[..., None], 3, -1))  # a.png first
+  from_array = export.load_images(np.repeat(gray[None, ..., None], 3, -1).astype("float32"),
+                                  None, (15, 10))
+  assert from_array.shape == (1, 15, 10, 3)
+
+
+def test_bad_arguments_name_the_argument(classifier, tmp_path):
+  with pytest.raises(ValueError, match="quantization='int4'"):
+    export.export_tflite(classifier, input_size=SIZE, quantization="int4")
+  with pytest.raises(ValueError, match="representative_data=None"):
+    export.export_tflite(classifier, input_size=SIZE, quantization="int8")
+  with pytest.raises(ValueError, match="integer_io"):
+    export.export_tflite(classifier, input_size=SIZE, integer_io=True)
+  with pytest.raises(ValueError, match="input_size=None"):
+    export.export_tflite(classifier)
+  with pytest.raises(ValueError, match="cannot take input_size=40"):
+    export.export_tflite(export_models.fixed_size_classifier(32), input_size=40)
+  empty = tmp_path / "empty"
+  empty.mkdir()
+  with pytest.raises(ValueError, match="representative_data="):
+    export.export_tflite(classifier, input_size=SIZE, quantization="int8",
+                         representative_data=str(empty))
+  with pytest.raises(ValueError, match="representative_data='no/such/folder'"):
+    export.export_tflite(classifier, input_size=SIZE, quantization="int8",
+                         representative_data="no/such/folder")
+  (empty / "broken.png").write_bytes(b"\x89PNG broken")
+  with pytest.raises(ValueError, match="cannot decode broken.png"):
+    export.export_tflite(classifier, input_size=SIZE, quantization="int8",
+                         representative_data=str(empty))
+  with pytest.raises(ValueError, match="images must be"):
+    export.export_tflite(classifier, input_size=SIZE, quantization="int8",
+                         representative_data=np.zeros((2, SIZE, SIZE)))
+  with pytest.raises(ValueError, match="count=0"):
+    export.load_images("shapes", 0, (SIZE, SIZE))
+  assert tf.io.gfile.listdir(str(tmp_path)) == ["empty"]  # nothing written on errors
