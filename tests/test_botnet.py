@@ -250,9 +250,11 @@ def test_model_garden_factory_builds_the_backbones_for_fpn():
   assert config.as_dict() == {"type": "botnet", "botnet": config.botnet.as_dict()}
   model = factory.build_backbone(specs, config, norm,
                                  l2_regularizer=tf_keras.regularizers.l2(4e-5))
-  assert isinstance(model, BoTNet)
-  assert model.get_config()["weight_decay"] == pytest.approx(4e-5)
-  assert model.get_config()["norm_momentum"] == 0.97
+  # Model Garden feeds mean/std-normalised images: the builder wraps the backbone (which
+  # normalises raw pixels itself) behind a layer that undoes Model Garden's normalisation.
+  assert isinstance(model.backbone, BoTNet)
+  assert model.backbone.get_config()["weight_decay"] == pytest.approx(4e-5)
+  assert model.backbone.get_config()["norm_momentum"] == 0.97
   assert sorted(model.output_specs) == ["2", "3", "4", "5"]
   decoder = fpn.FPN(input_specs=model.output_specs, min_level=2, max_level=6, num_filters=16)
   features = decoder(model(harness.sample_images(1, 128), training=False))
@@ -261,4 +263,4 @@ def test_model_garden_factory_builds_the_backbones_for_fpn():
       specs, backbones.Backbone(type="tfvision_resnet",
                                 tfvision_resnet=backbones.TfvisionResNet(base_width=8)),
       norm)
-  assert isinstance(resnet, ResNet) and resnet.output_specs["5"][1:3] == (4, 4)
+  assert isinstance(resnet.backbone, ResNet) and resnet.output_specs["5"][1:3] == (4, 4)
