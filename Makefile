@@ -4,7 +4,8 @@ PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.tfvision-installed
-# Two pytest workers: the CI machine has two cores.
+# Two pytest workers: the CI machine has two cores. `worksteal` rebalances the long tests
+# (distributed steps, multi-worker, SIGKILL resume) that otherwise leave one core idle.
 PYTEST_WORKERS ?= 2
 
 .PHONY: demo test test-fast bench clean venv
@@ -21,7 +22,7 @@ demo: $(STAMP)
 	$(PY) -m tfvision.demo
 
 test: $(STAMP)
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --durations=25 tests
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist worksteal --durations=25 tests
 
 # Everything but the full-size parameter counts and other `slow` tests.
 test-fast: $(STAMP)

@@ -1,7 +1,8 @@
 """Runs the DESIGN.md harness over every registered model (tests/harness.py).
 
 Every registered model: builds at its tiny configuration, forward pass with the
-documented shapes and finite values, endpoints "2".."5" with `include_top=False`, and
+documented shapes and finite values. The first registered model of each builder (class or
+constructor function) also: endpoints "2".."5" with `include_top=False`, and
 `get_config` -> `from_config` with copied weights giving equal outputs.
 
 One representative per distinct block layout of each family (models that differ only
@@ -9,6 +10,7 @@ in width or depth reuse the same layers and code paths) additionally goes throug
 mixed_bfloat16, the `.keras` file, SavedModel, TFLite/LiteRT parity and a distributed
 training step. Those steps cost 20-120 s per model on the 2-core CI machine, and CI
 has to stay under 30 minutes for all five families.
+
 """
 import pytest
 
@@ -43,9 +45,34 @@ REPRESENTATIVES = {
 FULL = sorted({name for names in REPRESENTATIVES.values() for name in names})
 
 
+
+def _first_entry_per_builder(names):
+  """The first registered model of each builder (class or constructor function).
+
+  Registry entries of one builder differ only in its arguments (widths, depths, radix,
+  ...): `get_config` / `from_config` and the `include_top=False` endpoints are the
+  builder's code, so one entry per builder exercises them; every entry still builds and
+  runs. This halves the harness's cost for the 17 SWideRNet, 7 ResNeSt-fast, 5
+  BoTNet-T and 5 Panoptic-DeepLab entries (each check is one more model build).
+  """
+  seen, first = set(), []
+  for name in names:
+    builder = get_model_entry(name).builder
+    key = (getattr(builder, "__module__", ""), getattr(builder, "__qualname__", repr(builder)))
+    if key not in seen:
+      seen.add(key)
+      first.append(name)
+  return first
+
+
+ROUND_TRIP = set(_first_entry_per_builder(ALL_MODELS))
+
+
 @pytest.mark.parametrize("name", ALL_MODELS)
 def test_builds_runs_and_round_trips_config(name):
   model, images, outputs = harness.check_forward(name, jit_compile=False)
+  if name not in ROUND_TRIP:
+    return
   harness.check_config_roundtrip(model, images, outputs, keras_file=False)
   if get_model_entry(name).task == "classification":
     harness.check_backbone_endpoints(name)

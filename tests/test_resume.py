@@ -27,5 +27,8 @@ def test_training_resumes_after_sigkill(tmp_path):
   assert set(clean) == set(resumed) == {"accuracy", "validation_loss"}
   # Within noise: the resumed run re-reads the input pipeline from its start (Model
   # Garden does not checkpoint the tf.data iterator), so steps 9-12 see other batches.
+  # The validation loss is the comparison: top-1 accuracy on the 16 validation images of
+  # a 12-step model moves in steps of 1/16 and differed by up to 5 images between
+  # otherwise matching runs (its binomial noise is about +-0.18 per run), so it is
+  # reported in the summary but not asserted.
   assert abs(clean["validation_loss"] - resumed["validation_loss"]) < 0.2 * clean["validation_loss"]
-  assert abs(clean["accuracy"] - resumed["accuracy"]) <= 0.25
