@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """BoTNet speed against ResNet-50 and keras_cv_attention_models' BotNet50, one process.
 
-    TF_USE_LEGACY_KERAS=1 python benchmarks/botnet_compare.py [--size 224] [--batch 8] [--xla]
+    TF_USE_LEGACY_KERAS=1 python benchmarks/botnet_compare.py [--size 224] [--batch 8] [--rounds 3] [--xla]
 
 Times inference and training steps (forward + backward + SGD update, as
 benchmarks/run.py) of
@@ -63,6 +63,8 @@ def main(argv=None):
   parser.add_argument("--xla", action="store_true", help="jit_compile the timed functions")
   parser.add_argument("--min-seconds", type=float, default=10.0)
   parser.add_argument("--min-iters", type=int, default=3)
+  parser.add_argument("--rounds", type=int, default=1,
+                      help="interleaved rounds over the models; the median is reported")
   parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
   args = parser.parse_args(argv)
 
@@ -70,18 +72,30 @@ def main(argv=None):
   print(f"# batch {args.batch}, size {args.size}, xla={args.xla}")
   images = tf.constant(np.random.RandomState(0).uniform(
       0, 255, (args.batch, args.size, args.size, 3)).astype("float32"))
-  seconds = {}
-  print(f"{'model':20s} {'params':>12s} {'infer img/s':>12s} {'train img/s':>12s}")
+  models = {}
   for name in args.models:
-    tf_keras.backend.clear_session()
     model = build(name, args.size)
     if model is None:
       print(f"{name:20s} skipped (keras-cv-attention-models not installed)")
       continue
-    params = int(sum(np.prod(v.shape) for v in model.trainable_variables))
-    infer = bench.time_inference(model, images, args.xla, args.min_seconds, args.min_iters)
-    train = bench.time_training(model, images, args.xla, args.min_seconds, args.min_iters)
-    seconds[name] = (infer, train)
+    models[name] = model
+  # Rounds interleave the models, so a slow spell of a shared machine hits every model
+  # instead of whichever ran then; each model reports its median over the rounds.
+  rounds = {name: [] for name in models}
+  for index in range(args.rounds):
+    for name, model in models.items():
+      infer = bench.time_inference(model, images, args.xla, args.min_seconds,
+                                   args.min_iters)
+      train = bench.time_training(model, images, args.xla, args.min_seconds,
+                                  args.min_iters)
+      rounds[name].append((infer, train))
+      print(f"# round {index + 1}: {name:20s} {args.batch / infer:8.2f} "
+            f"{args.batch / train:8.2f} img/s", flush=True)
+  seconds = {name: tuple(float(np.median([r[i] for r in runs])) for i in range(2))
+             for name, runs in rounds.items()}
+  print(f"{'model':20s} {'params':>12s} {'infer img/s':>12s} {'train img/s':>12s}")
+  for name, (infer, train) in seconds.items():
+    params = int(sum(np.prod(v.shape) for v in models[name].trainable_variables))
     print(f"{name:20s} {params:12,d} {args.batch / infer:12.2f} {args.batch / train:12.2f}",
           flush=True)
 
