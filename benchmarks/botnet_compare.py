@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """BoTNet speed against ResNet-50 and keras_cv_attention_models' BotNet50, one process.
 
-    TF_USE_LEGACY_KERAS=1 python benchmarks/botnet_compare.py [--size 224] [--batch 8] [--rounds 3] [--xla]
+    TF_USE_LEGACY_KERAS=1 python benchmarks/botnet_compare.py [--batch 8] [--rounds 3] [--xla]
 
 Times inference and training steps (forward + backward + SGD update, as
 benchmarks/run.py) of
