@@ -210,6 +210,10 @@ def markdown(rows):
       "int8 acc/mIoU drop | f32 / int8 KB | ok |",
       "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
   for r in rows:
+    if "error" in r:
+      lines.append(f"| {family_of(r)} | {r['model']} | {r['task']} |" + " - |" * 11
+                   + f" error: {r['error'][:120]} |")
+      continue
     r = {**{f"{q}_{key}": float("nan") for q in ("float16", "dynamic", "int8")
             for key in ("max_abs_error", "agreement", "metric_drop", "bytes")}, **r}
     lines.append(
@@ -280,11 +284,19 @@ def main(argv=None):
         data_cache[size] = training_data(size, args.train_images)
       images, examples = data_cache[size]
       tf_keras.utils.set_random_seed(0)
-      model = build(source, task)
-      losses = fit(model, task, images, examples, args.steps, args.batch, args.learning_rate)
-      recalibrate_batch_norm(model, images)
-      row = measure(name, model, task, size, args, workdir)
-      row["final_loss"] = float(np.mean(losses[-20:]))
+      try:
+        model = build(source, task)
+        losses = fit(model, task, images, examples, args.steps, args.batch,
+                     args.learning_rate)
+        recalibrate_batch_norm(model, images)
+        row = measure(name, model, task, size, args, workdir)
+        row["final_loss"] = float(np.mean(losses[-20:]))
+      except Exception as error:  # pylint: disable=broad-except
+        # One model's failure (a conversion or delegate error) is a row of the table,
+        # not the end of the sweep.
+        message = " ".join(f"{type(error).__name__}: {error}".split())
+        row = {"model": name, "task": task, "size": size, "error": message[:300],
+               "misses": ["error"]}
       row["seconds"] = time.perf_counter() - start
       rows.append(row)
       print(json.dumps(row), flush=True)

@@ -10,6 +10,7 @@ from PIL import Image
 
 from tests import export_models
 from tfvision import export
+from tfvision.export import tflite as tflite_lib
 from tfvision.models import get_model_entry
 
 NAME = "swidernet_0.25_0.25_0.75"
@@ -184,3 +185,47 @@ def test_bad_arguments_name_the_argument(classifier, tmp_path):
   with pytest.raises(ValueError, match="count=0"):
     export.load_images("shapes", 0, (SIZE, SIZE))
   assert tf.io.gfile.listdir(str(tmp_path)) == ["empty"]  # nothing written on errors
+
+
+def _dead_unit_classifier():
+  """A classifier with an SE-like bottleneck whose ReLU units are dead on every input.
+
+  The bottleneck conv's bias of -100 keeps its output at 0, so its calibrated range
+  collapses: the case of BoTNet-T3's tiny 2-channel SE after the parity sweep's fit.
+  """
+  tf_keras.utils.set_random_seed(2)
+  images = tf_keras.Input([32, 32, 3], name="image")
+  x = tf_keras.layers.Conv2D(8, 3, strides=2, activation="relu")(images / 255.0)
+  pooled = tf_keras.layers.GlobalAveragePooling2D(keepdims=True)(x)
+  dead = tf_keras.layers.Conv2D(
+      2, 1, activation="relu", bias_initializer=tf_keras.initializers.Constant(-100.0))(pooled)
+  gate = tf_keras.layers.Conv2D(8, 1, activation="sigmoid")(dead)
+  x = tf_keras.layers.GlobalAveragePooling2D()(x * gate)
+  return tf_keras.Model(images, tf_keras.layers.Dense(3)(x))
+
+
+def test_int8_widens_collapsed_ranges_so_xnnpack_runs_it():
+  from ai_edge_litert.interpreter import Interpreter  # pylint: disable=import-outside-toplevel
+  model = _dead_unit_classifier()
+  calibration = export.load_images("shapes", 16, (32, 32), split="train")
+  # The converter alone: the dead conv's output scale collapses, its requantization
+  # scale passes XNNPACK's limit of 256 and the delegate refuses the model.
+  converter = tf.lite.TFLiteConverter.from_keras_model(model)
+  converter.optimizations = [tf.lite.Optimize.DEFAULT]
+  converter.representative_dataset = tflite_lib.representative_dataset(calibration)
+  converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+  plain = converter.convert()
+  collapsed = tflite_lib.collapsed_outputs(plain)
+  assert len(collapsed) == 1 and all(v > 0 for v in collapsed.values()), collapsed
+  with pytest.raises(RuntimeError, match="XNNPACK"):
+    Interpreter(model_content=plain, num_threads=2).allocate_tensors()
+  # export_tflite widens that range and quantizes again: XNNPACK takes it, every op is
+  # still integer, and the outputs match Keras to int8 precision.
+  result = export.export_tflite(model, None, quantization="int8",
+                                representative_data=calibration)
+  assert tflite_lib.collapsed_outputs(result.flatbuffer) == {}
+  assert result.ops_report.float_ops == [], result.ops_report.format()
+  images = export.load_images("shapes", 8, (32, 32))
+  report = export.verify_tflite(result.flatbuffer, model, images)
+  logit_range = float(np.ptp(model(images.astype("float32")).numpy()))
+  assert report.max_abs_error["logits"] <= 0.05 * max(1.0, logit_range), report.format()

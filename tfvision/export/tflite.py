@@ -18,7 +18,9 @@ them. Quantization types (`QUANTIZATIONS`):
   images, integer-only builtin ops (`TFLITE_BUILTINS_INT8`), so a model that cannot be
   fully quantised fails to convert instead of silently keeping float ops. Input and
   output stay float32 unless `integer_io=True` (then uint8 input pixels and int8
-  outputs, as Model Garden's "int8_full" gives uint8).
+  outputs, as Model Garden's "int8_full" gives uint8). Calibration ranges that collapse
+  to (almost) nothing are widened so that XNNPACK accepts the model (see
+  `_xnnpack_safe_int8`).
 
 These follow `official.vision.serving.export_tflite_lib.convert_tflite_model`'s
 settings; that function is not called because it builds its representative dataset from
@@ -34,6 +36,10 @@ from typing import Dict, List, Optional
 import numpy as np
 import tensorflow as tf
 import tf_keras
+
+from tensorflow.lite.python import schema_py_generated as tflite_schema
+from tensorflow.lite.python.convert import mlir_quantize
+from tensorflow.lite.tools import flatbuffer_utils
 
 from tfvision.export import contract, data, serving
 
@@ -150,6 +156,122 @@ class TFLiteExport:
   ops_report: OpsReport
 
 
+# XNNPACK, LiteRT's default CPU delegate, refuses a quantized convolution or fully
+# connected op whose requantization scale input_scale * filter_scale / output_scale is
+# 256 or more ("failed to create XNNPACK runtime" at AllocateTensors). The converter
+# produces one when an op's output is zero on every calibration image (a ReLU
+# bottleneck whose units are all dead: BoTNet-T3's tiny 2-channel SE after a short fit)
+# because the calibrated range, and with it the output scale, collapses to ~1e-8.
+_XNNPACK_MAX_REQUANTIZATION = 256.0
+# Widened ranges give such ops this requantization scale: far inside XNNPACK's limit,
+# and the widened range is still tiny next to any real activation's (it only has to
+# hold values that were never seen in calibration).
+_WIDENED_REQUANTIZATION = 32.0
+_WEIGHTED_OPS = (tflite_schema.BuiltinOperator.CONV_2D,
+                 tflite_schema.BuiltinOperator.DEPTHWISE_CONV_2D,
+                 tflite_schema.BuiltinOperator.FULLY_CONNECTED)
+
+
+def _opcode(model, op):
+  code = model.operatorCodes[op.opcodeIndex]
+  return max(code.builtinCode, code.deprecatedBuiltinCode)
+
+
+def _tensor_name(tensor):
+  name = tensor.name
+  return name.decode() if isinstance(name, bytes) else name
+
+
+def collapsed_outputs(flatbuffer: bytes) -> Dict[str, float]:
+  """Outputs of quantized conv / FC ops that XNNPACK would refuse.
+
+  Args:
+    flatbuffer: a full-integer .tflite model.
+  Returns:
+    {output tensor name: the smallest calibration range (max - min) that brings the
+    op's requantization scale down to `_WIDENED_REQUANTIZATION`}.
+  """
+  model = flatbuffer_utils.convert_bytearray_to_object(flatbuffer)
+  needed = {}
+  for graph in model.subgraphs:
+    for op in graph.operators:
+      if _opcode(model, op) not in _WEIGHTED_OPS:
+        continue
+      params = [graph.tensors[i].quantization for i in op.inputs[:2]]
+      output = graph.tensors[op.outputs[0]]
+      if any(p is None or p.scale is None or not len(p.scale)
+             for p in params + [output.quantization]):
+        continue
+      product = float(params[0].scale[0]) * float(np.max(params[1].scale))
+      if product / float(output.quantization.scale[0]) >= _XNNPACK_MAX_REQUANTIZATION:
+        needed[_tensor_name(output)] = 255.0 * product / _WIDENED_REQUANTIZATION
+  return needed
+
+
+def widen_calibration(calibrated: bytes, ranges: Dict[str, float]) -> bytes:
+  """A calibrated (not yet quantized) model with the named tensors' ranges widened.
+
+  Args:
+    calibrated: the converter's calibrated float flatbuffer (min / max per tensor).
+    ranges: {tensor name: minimum max - min}, from `collapsed_outputs`.
+  """
+  model = flatbuffer_utils.convert_bytearray_to_object(calibrated)
+  found = set()
+  for graph in model.subgraphs:
+    for tensor in graph.tensors:
+      name = _tensor_name(tensor)
+      params = tensor.quantization
+      if name not in ranges or params is None or params.min is None or not len(params.min):
+        continue
+      low, high = float(np.min(params.min)), float(np.max(params.max))
+      params.max = np.full_like(params.max, max(high, low + ranges[name]))
+      found.add(name)
+  missing = sorted(set(ranges) - found)
+  if missing:
+    raise RuntimeError(f"int8 repair: no calibrated range for tensors {missing}")
+  return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def _xnnpack_safe_int8(converter):
+  """`converter.convert()` for full-integer int8, widening collapsed calibration ranges.
+
+  The converter's own path (calibrate, then the MLIR quantizer) runs unchanged; when
+  the quantized model has conv / FC ops XNNPACK would refuse, the ranges of their
+  outputs are widened in the calibrated model and it is quantized again. Ops whose
+  calibration saw real values are untouched, so a model without collapsed ranges
+  converts to the same bytes as before.
+  """
+  original = converter._quantize  # pylint: disable=protected-access
+
+  def quantize(result, input_type, output_type, activations_type, bias_type, allow_float,
+               enable_variable_quantization, debug_options):
+    converter._experimental_calibrate_only = True  # pylint: disable=protected-access
+    try:
+      calibrated = original(result, input_type, output_type, activations_type, bias_type,
+                            allow_float, enable_variable_quantization, debug_options)
+    finally:
+      converter._experimental_calibrate_only = False  # pylint: disable=protected-access
+
+    def requantize(model):
+      return mlir_quantize(
+          model,
+          converter._experimental_disable_per_channel,  # pylint: disable=protected-access
+          input_data_type=input_type, output_data_type=output_type,
+          enable_variable_quantization=enable_variable_quantization,
+          disable_per_channel_for_dense_layers=(
+              converter._experimental_disable_per_channel_quantization_for_dense_layers),  # pylint: disable=protected-access
+          debug_options_str=debug_options.SerializeToString())
+
+    quantized = requantize(calibrated)
+    ranges = collapsed_outputs(quantized)
+    if ranges:
+      quantized = requantize(widen_calibration(calibrated, ranges))
+    return quantized
+
+  converter._quantize = quantize  # pylint: disable=protected-access
+  return converter.convert()
+
+
 def representative_dataset(images: np.ndarray):
   """A converter `representative_dataset` over uint8 [N, H, W, 3] images (one per step)."""
   def _generator():
@@ -216,7 +338,8 @@ def export_tflite(model, output_path: Optional[str] = None, *, input_size=None,
     if integer_io:
       converter.inference_input_type = tf.uint8
       converter.inference_output_type = tf.int8
-  flatbuffer = converter.convert()
+  flatbuffer = (_xnnpack_safe_int8(converter) if quantization == "int8"
+                else converter.convert())
   if output_path:
     directory = os.path.dirname(output_path)
     if directory:
