@@ -8,7 +8,7 @@ import tf_keras
 
 from tfvision.layers import (ConditionalPositionEncoding, PaleShapedAttention,
                              SeparableConvProjection, pale_attention)
-from tfvision.layers.pale_attention import MASK_VALUE, check_heads, check_pale_size
+from tfvision.layers.pale_attention import check_heads, check_pale_size
 from tfvision.utils.flops import count_macs
 
 
@@ -357,8 +357,30 @@ def test_mixed_bfloat16_softmax_in_float32_and_padding_still_exact():
     tf_keras.mixed_precision.set_global_policy("float32")
 
 
-def test_mask_value_is_finite_in_bfloat16():
-  assert np.isfinite(tf.cast(MASK_VALUE, tf.bfloat16).numpy())
+def test_int8_keeps_padded_attention_close_to_float():
+  """Full-integer int8 of padded pale attention: the mask must not set the logits' range.
+
+  An additive -1e9 mask made every real logit quantize to one value (uniform attention,
+  relative error ~1 after the softmax); masking by renormalisation keeps the error at
+  int8 precision.
+  """
+  from ai_edge_litert.interpreter import Interpreter  # pylint: disable=import-outside-toplevel
+  model = _scaled_attention_model("parallel")
+  x = _rand((1, 10, 7, 16))
+  serve = tf.function(lambda t: model(t), input_signature=[tf.TensorSpec(x.shape)])
+  converter = tf.lite.TFLiteConverter.from_concrete_functions(
+      [serve.get_concrete_function()], model)
+  converter.optimizations = [tf.lite.Optimize.DEFAULT]
+  converter.representative_dataset = lambda: ([_rand(x.shape, seed)] for seed in range(1, 17))
+  converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+  interpreter = Interpreter(model_content=converter.convert())
+  interpreter.allocate_tensors()
+  interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+  interpreter.invoke()
+  got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+  want = model(x).numpy()
+  relative = np.sqrt(np.mean((got - want) ** 2)) / np.std(want)
+  assert relative < 0.1, relative
 
 
 def _roundtrip(layer, inputs):

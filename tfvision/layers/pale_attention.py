@@ -37,9 +37,14 @@ Modes (Table 8):
 
 Padding (Sec. "Pale-Shaped self-Attention" and "Efficient Parallel Implementation"): when
 h is not divisible by s_r (or w by s_c) the queries, keys and values are zero-padded at
-the bottom (right) to the next multiple, the padded keys get a large negative logit
-(finite, so bfloat16 and TFLite stay finite; their softmax weight is exactly 0), and the
-output is cropped back. The parallel mode pads rows only in the row branch and columns
+the bottom (right) to the next multiple, the padded keys are masked out of the softmax
+(their weight is exactly 0) and the output is cropped back. The mask is applied by
+renormalising the softmax over the valid keys, not by adding a large negative logit:
+in a full-integer int8 model an additive -1e9 sets the logits' quantization range, so
+every real logit rounds to the same value and the attention becomes uniform (Pale-T's
+int8 top-1 agreement was 80% for this reason). The padded keys' logits are first set
+to their row's minimum, so the valid keys' weights cannot underflow before the
+renormalisation; in float the result equals the masked softmax to rounding. The parallel mode pads rows only in the row branch and columns
 only in the column branch ("only needs to ensure h can be divisible by s_r and w by
 s_c"); vanilla pads both to N s_r x N s_c. We pad after the q/k/v projections: at
 inference this equals padding the input (the projections' 3x3 depthwise convs already
@@ -55,9 +60,6 @@ from tfvision.utils import validation
 
 MODES = ("parallel", "sequential", "vanilla", "axial", "cross_shaped")
 DIRECTIONS = ("row", "column")
-# Added to the logits of padded keys: finite (bfloat16's range reaches 3e38), and far
-# enough below any real logit that exp() underflows to exactly 0 in float32.
-MASK_VALUE = -1e9
 # Modes whose channels (and heads) are split between a row and a column branch.
 _TWO_BRANCH_MODES = ("parallel", "axial", "cross_shaped")
 
@@ -289,29 +291,29 @@ def pale_untokens(x, rows, cols, n):
 
 
 @tf.autograph.experimental.do_not_convert
-def grouped_attention(q, k, v, key_bias=None):
+def grouped_attention(q, k, v, key_valid=None):
   """Multi-head self-attention inside each group (the MSA of Eq. 2).
 
   Args:
     q, k, v: [B, G, heads, L, d] queries, keys, values of G independent groups of L
       tokens; logits scaled by d^-1/2 (ViT, CSWin).
-    key_bias: None or float32 [1 or B, G, L] added to every query's logit of each key.
+    key_valid: None or float32 [1 or B, G, L], 1 for real keys and 0 for padded ones:
+      padded keys get weight 0 (see the module docstring for how).
 
   Returns:
     ([B, G, heads, L, d] output, float32 [B, G, heads, L, L] softmax weights).
   """
   q = q * tf.cast(q.shape[-1] ** -0.5, q.dtype)
   logits = tf.cast(tf.einsum("bghqd,bghkd->bghqk", q, k), tf.float32)
-  if key_bias is not None:
-    logits += key_bias[:, :, None, None, :]
-  weights = tf.nn.softmax(logits, axis=-1)
+  if key_valid is None:
+    weights = tf.nn.softmax(logits, axis=-1)
+  else:
+    valid = tf.cast(key_valid, tf.float32)[:, :, None, None, :]
+    floor = tf.stop_gradient(tf.reduce_min(logits, axis=-1, keepdims=True))
+    weights = tf.nn.softmax(tf.where(valid > 0, logits, floor), axis=-1) * valid
+    weights = weights / tf.reduce_sum(weights, axis=-1, keepdims=True)
   out = tf.einsum("bghqk,bghkd->bghqd", tf.cast(weights, v.dtype), v)
   return out, weights
-
-
-def _key_bias(valid):
-  """Validity in {0, 1} -> logit bias in {MASK_VALUE, 0} (float32)."""
-  return (1.0 - tf.cast(valid, tf.float32)) * MASK_VALUE
 
 
 @tf.autograph.experimental.do_not_convert
@@ -345,7 +347,7 @@ def axis_attention(q, k, v, num_heads, size, axis, interlaced=True, return_weigh
     shape = [1, padded, other, 1] if axis == 1 else [1, other, padded, 1]
     valid = valid[None, :, None, None] if axis == 1 else valid[None, None, :, None]
     valid = group_tokens(tf.broadcast_to(valid, shape), size, axis, interlaced)[:, :, 0, :, 0]
-  out, weights = grouped_attention(qg, kg, vg, _key_bias(valid) if needs_mask else None)
+  out, weights = grouped_attention(qg, kg, vg, valid if needs_mask else None)
   out = ungroup_tokens(out, size, other, axis, interlaced)
   if needs_mask:
     out = out[:, :length] if axis == 1 else out[:, :, :length]
@@ -382,7 +384,7 @@ def vanilla_pale_attention(q, k, v, num_heads, pale_size, return_weights=False):
                                    tf.range(n * cols)[None, :] < width), tf.float32)
     valid = pale_tokens(valid[None, :, :, None], rows, cols, n)[..., 0]
   out, weights = grouped_attention(*[split_heads(t, num_heads) for t in (qp, kp, vp)],
-                                   _key_bias(valid) if needs_mask else None)
+                                   valid if needs_mask else None)
   out = pale_untokens(merge_heads(out), rows, cols, n)
   if needs_mask:
     out = out[:, :height, :width]
