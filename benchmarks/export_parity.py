@@ -14,7 +14,8 @@ For each model, at its registry *tiny* configuration and tiny input size:
    a fitted model has confident, input-dependent decisions to agree on. BatchNorm
    statistics are then re-estimated over 512 training images (cumulative average), so
    that inference-mode outputs are those of the fitted weights;
-   Entries whose tiny configurations coincide are measured once (one row, all names);
+   Entries whose tiny models coincide (same config but the name) are measured once
+   (one row, all names);
 2. exports a SavedModel with all three signatures and verifies each on 64 validation
    images (max abs error of every float output, decision agreement);
 3. converts to TFLite float32, float16, dynamic-range and int8 (calibrated on 64 train
@@ -64,6 +65,13 @@ def build(entry_or_fn, task, **extra):
     return entry_or_fn.build_tiny(num_classes=num_classes, drop_path_rate=0.0, **extra)
   except TypeError:  # a family without stochastic depth
     return entry_or_fn.build_tiny(num_classes=num_classes, **extra)
+
+
+def model_key(model):
+  """The model's config without its name (JSON-able), to spot identical tiny models."""
+  config = model.get_config()
+  config.pop("name", None)
+  return config
 
 
 def training_data(size, count):
@@ -260,11 +268,16 @@ def main(argv=None):
   for name in names:
     entry = get_model_entry(name)
     size = args.size or entry.tiny_size
-    # Entries whose tiny configurations coincide (e.g. SWideRNets that differ only in
-    # the widths the tiny configuration overrides) build the same model: measured once.
-    key = json.dumps([entry.builder.__module__, entry.builder.__qualname__, entry.task, size,
-                      {k: v for k, v in {**entry.defaults, **entry.tiny}.items()
-                       if k != "name"}], sort_keys=True, default=repr)
+    # Entries whose tiny models coincide (SWideRNets that differ only in the widths the
+    # tiny configuration overrides, Axial-ResNet S/M/L/XL, Pale-T/S/B) build the same
+    # network with the same seed: measured once, one row listing every name. The key
+    # is the built model's config without its name.
+    try:
+      key = json.dumps([entry.task, size, model_key(build(entry, entry.task))],
+                       sort_keys=True, default=repr)
+    except Exception:  # pylint: disable=broad-except
+      key = name  # measured on its own; the error shows in its row
+    tf_keras.backend.clear_session()
     if key in seen:
       seen[key][0] += f", {name}"
       continue
