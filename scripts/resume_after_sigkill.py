@@ -2,19 +2,28 @@
 
     python scripts/resume_after_sigkill.py --work-dir /tmp/sigkill [--train-steps 12]
 
-Runs the same tiny `tfvision-train` command (`python -m tfvision.train`, experiment
-`tfvision_shapes_classification` on the built-in `tfvision_shapes/tiny`, SWideRNet at the
-registry's tiny widths, train_and_eval) three times:
+Runs the same tiny `tfvision-train --seed=...` command (`python -m tfvision.train`,
+experiment `tfvision_shapes_classification` on the built-in `tfvision_shapes/tiny`,
+SWideRNet at the registry's tiny widths, train_and_eval) three times:
 
 1. uninterrupted, in WORK/clean;
 2. in WORK/killed, sent SIGKILL as soon as its checkpoint at `--kill-at` steps is on disk;
 3. the same command as 2 again: it restores the latest checkpoint and trains to the end.
 
 Prints a JSON summary: the step run 3 resumed from (read from the trainer's own
-"train | step: N | training until ..." line), the checkpoints of each run, and the final
-evaluation (accuracy, loss) of the clean and the resumed run. The resumed run sees the
-data from the start of the input pipeline again (Model Garden does not checkpoint the
-tf.data iterator), so its final metrics match the clean run's within noise, not exactly.
+"train | step: N | training until ..." line), the checkpoints of each run, the final
+evaluation (accuracy, loss) of the clean and the resumed run, and the largest
+difference between the clean and the killed/resumed run's variables in each common
+checkpoint.
+
+The comparison is exact by construction. --seed makes initialisation repeat, and the
+input order is fixed: a seeded single-reader TFDS read, no shuffle, no random flip,
+and `--kill-at` a whole number of epochs of the 64 training images. Model Garden does not checkpoint the tf.data
+iterator, so the resumed run reads its input from the start again; at an epoch
+boundary of an unshuffled pipeline that start is exactly where the clean run was. So
+the resumed run must reproduce the clean run's weights and metrics: only a restore that
+loses something (optimizer slots, the step of the learning-rate schedule, a variable)
+makes them differ.
 """
 import argparse
 import json
@@ -28,6 +37,8 @@ import time
 # The children import tfvision from this checkout, wherever they are started from.
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXPERIMENT = "tfvision_shapes_classification"
+TRAIN_EXAMPLES = 64  # tfvision_shapes/tiny
+BATCH = 8
 CHECKPOINT = re.compile(r"ckpt-(\d+)\.index$")
 TRAIN_LINE = re.compile(r"train \| step:\s+(\d+) \| training until step (\d+)")
 EVAL_LINE = re.compile(r"eval \| step:\s+(\d+) \| .*output:", re.S)
@@ -37,7 +48,7 @@ def _pythonpath():
   return os.pathsep.join(p for p in (REPO, os.environ.get("PYTHONPATH")) if p)
 
 
-def overrides(data_dir, train_steps, checkpoint_every, batch=8, size=32):
+def overrides(data_dir, train_steps, checkpoint_every, batch=BATCH, size=32):
   """The --params_override making the experiment tiny (a YAML-compatible dict)."""
   data = {"tfds_name": "tfvision_shapes/tiny", "tfds_data_dir": data_dir,
           "global_batch_size": batch}
@@ -46,7 +57,13 @@ def overrides(data_dir, train_steps, checkpoint_every, batch=8, size=32):
       "task": {
           "model": {"input_size": [size, size, 3],
                     "backbone": {"swidernet": {"w1": 0.0625, "w2": 0.0625}}},
-          "train_data": dict(data, shuffle_buffer_size=64),
+          # Input order fixed (see the module docstring): no shuffle, no random flip,
+          # a seeded TFDS read (unseeded, TFDS lets tf.data reorder), and one reader:
+          # TFDS repeats the file list for training, so with the default interleave
+          # the one file of the split is read by several readers at once and each
+          # example comes out cycle_length times in a row.
+          "train_data": dict(data, shuffle_buffer_size=1, aug_rand_hflip=False,
+                             seed=0, cycle_length=1),
           "validation_data": data,
       },
       "trainer": {
@@ -59,10 +76,10 @@ def overrides(data_dir, train_steps, checkpoint_every, batch=8, size=32):
   }
 
 
-def command(model_dir, params):
+def command(model_dir, params, seed=0):
   return [sys.executable, "-m", "tfvision.train", f"--experiment={EXPERIMENT}",
           "--mode=train_and_eval", f"--model_dir={model_dir}", "--nocount_flops",
-          f"--params_override={json.dumps(params)}"]
+          f"--seed={seed}", f"--params_override={json.dumps(params)}"]
 
 
 def checkpoints(model_dir):
@@ -92,6 +109,27 @@ def run(cmd, log_path, kill_at=None, model_dir=None, timeout=900):
     return process.returncode, log.read()
 
 
+def checkpoint_difference(dir_a, dir_b, step):
+  """The largest absolute difference between the variables of two runs' ckpt-`step`."""
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  readers = [tf.train.load_checkpoint(os.path.join(d, f"ckpt-{step}")) for d in (dir_a, dir_b)]
+  shapes = [r.get_variable_to_shape_map() for r in readers]
+  if set(shapes[0]) != set(shapes[1]):
+    return float("inf")
+  largest = 0.0
+  for name in shapes[0]:
+    if name == "_CHECKPOINTABLE_OBJECT_GRAPH":  # bookkeeping, not a variable
+      continue
+    a, b = (r.get_tensor(name) for r in readers)
+    if getattr(a, "dtype", None) is not None and np.issubdtype(np.asarray(a).dtype, np.number):
+      largest = max(largest, float(np.max(np.abs(np.asarray(a, np.float64) -
+                                                 np.asarray(b, np.float64)), initial=0.0)))
+    elif not np.array_equal(a, b):
+      return float("inf")
+  return largest
+
+
 def final_eval(log_text):
   """The last evaluation's accuracy and loss from Model Garden's log."""
   tail = log_text[log_text.rfind(" eval | step:"):]
@@ -115,6 +153,10 @@ def main(argv=None):
   if args.kill_at % args.checkpoint_every or not 0 < args.kill_at < args.train_steps:
     raise ValueError(f"kill_at must be a checkpoint step before the end, received "
                      f"kill_at={args.kill_at!r}")
+  epoch_steps = TRAIN_EXAMPLES // BATCH
+  if args.kill_at % epoch_steps:
+    raise ValueError(f"kill_at must be a whole number of epochs ({epoch_steps} steps) "
+                     f"for the exact comparison, received kill_at={args.kill_at!r}")
   os.makedirs(args.work_dir, exist_ok=True)
   data_dir = os.path.join(args.work_dir, "tfds")
   prepare = ("import tensorflow_datasets as tfds, tfvision.data.shapes; "
@@ -143,6 +185,9 @@ def main(argv=None):
       "checkpoints_resumed": checkpoints(killed_dir),
       "clean_eval": final_eval(clean_log), "resumed_eval": final_eval(resumed_log),
   }
+  common = sorted(set(summary["checkpoints_clean"]) & set(summary["checkpoints_resumed"]))
+  summary["max_variable_difference"] = {
+      str(step): checkpoint_difference(clean_dir, killed_dir, step) for step in common}
   print(json.dumps(summary))
   return summary
 

@@ -7,6 +7,7 @@ import types
 import numpy as np
 import pytest
 import tensorflow as tf
+import tf_keras
 import yaml
 from official.core import exp_factory
 
@@ -145,6 +146,19 @@ def test_main_reports_config_errors_without_traceback(capsys):
   assert exit_info.value.code == 2
   assert "--experiment='tfvision_nope'" in capsys.readouterr().err
 
+
+def test_seed_repeats_initialisation_and_rejects_bad_values():
+  draws = []
+  for _ in range(2):
+    train.seed_everything(7)
+    layer = tf_keras.layers.Dense(3)
+    layer.build([None, 4])  # unseeded initializer, as in every model
+    draws.append((layer.kernel.numpy(), tf.random.uniform([4]).numpy(), np.random.rand(2)))
+  for first, second in zip(*draws):
+    np.testing.assert_array_equal(first, second)
+  for bad in (-1, 1.5, True):
+    with pytest.raises(ValueError, match=re.escape(f"seed={bad!r}")):
+      train.seed_everything(bad)
 
 @pytest.mark.parametrize("path", YAML_FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_yaml_config_loads_onto_its_experiment(path):

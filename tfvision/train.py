@@ -22,6 +22,7 @@ checkpoints and summaries, the others write to temporary directories).
 
 A run resumes from the latest checkpoint in --model_dir: kill it (even with SIGKILL)
 and start the same command again; the step counter continues from the checkpoint.
+--seed N seeds Python, NumPy and TensorFlow first, so initialisation repeats.
 """
 import contextlib
 import difflib
@@ -31,6 +32,7 @@ from absl import app
 from absl import flags
 from absl import logging
 import gin
+import tf_keras
 
 from official.common import distribute_utils
 from official.common import flags as tfm_flags
@@ -162,6 +164,18 @@ def run(flags_obj):
   return eval_logs
 
 
+def seed_everything(seed):
+  """Seeds Python, NumPy and TensorFlow (`tf_keras.utils.set_random_seed`) for --seed.
+
+  Model initialisation and the random ops of the input pipeline (shuffle, augmentation)
+  then repeat from run to run: two runs of the same command train the same weights, up
+  to the order of floating-point reductions on multi-threaded devices.
+  """
+  if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+    raise ValueError(f"seed must be a non-negative integer, received seed={seed!r}")
+  tf_keras.utils.set_random_seed(seed)
+
+
 def _main(argv):
   del argv
   if FLAGS.list:
@@ -172,6 +186,8 @@ def _main(argv):
     if not getattr(FLAGS, required):
       raise app.UsageError(f"--{required} is required")
   logging.set_verbosity(logging.INFO)
+  if FLAGS.seed is not None:
+    seed_everything(FLAGS.seed)
   try:
     run(FLAGS)
   except ConfigError as error:
@@ -181,7 +197,7 @@ def _main(argv):
 
 
 def define_flags():
-  """Model Garden's training flags plus --list."""
+  """Model Garden's training flags plus --list, --count_flops and --seed."""
   if "experiment" not in FLAGS:
     tfm_flags.define_flags()
   if "list" not in FLAGS:
@@ -189,6 +205,10 @@ def define_flags():
   if "count_flops" not in FLAGS:
     flags.DEFINE_bool("count_flops", True, "log Model Garden's profiler FLOPs count "
                       "after training (tens of seconds on a CPU)")
+  if "seed" not in FLAGS:
+    flags.DEFINE_integer("seed", None, "seed Python, NumPy and TensorFlow before the "
+                         "run, so that model initialisation and the input pipeline's "
+                         "random ops repeat from run to run", lower_bound=0)
 
 
 def main(argv=None):
