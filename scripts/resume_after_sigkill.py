@@ -18,12 +18,12 @@ checkpoint.
 
 The comparison is exact by construction. --seed makes initialisation repeat, and the
 input order is fixed: a seeded single-reader TFDS read, no shuffle, no random flip,
-and `--kill-at` a whole number of epochs of the 64 training images. Model Garden does not checkpoint the tf.data
-iterator, so the resumed run reads its input from the start again; at an epoch
-boundary of an unshuffled pipeline that start is exactly where the clean run was. So
-the resumed run must reproduce the clean run's weights and metrics: only a restore that
-loses something (optimizer slots, the step of the learning-rate schedule, a variable)
-makes them differ.
+and `--kill-at` a whole number of epochs of the 64 training images. Model Garden does
+not checkpoint the tf.data iterator, so the resumed run reads its input from the start
+again; at an epoch boundary of an unshuffled pipeline that start is exactly where the
+clean run was. So the resumed run must reproduce the clean run's weights and metrics:
+only a restore that loses something (optimizer slots, the step of the learning-rate
+schedule, a variable) makes them differ.
 """
 import argparse
 import json
