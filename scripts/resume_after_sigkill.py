@@ -121,12 +121,13 @@ def checkpoint_difference(dir_a, dir_b, step):
   for name in shapes[0]:
     if name == "_CHECKPOINTABLE_OBJECT_GRAPH":  # bookkeeping, not a variable
       continue
-    a, b = (r.get_tensor(name) for r in readers)
-    if getattr(a, "dtype", None) is not None and np.issubdtype(np.asarray(a).dtype, np.number):
-      largest = max(largest, float(np.max(np.abs(np.asarray(a, np.float64) -
-                                                 np.asarray(b, np.float64)), initial=0.0)))
-    elif not np.array_equal(a, b):
-      return float("inf")
+    a, b = (np.asarray(r.get_tensor(name)) for r in readers)
+    if not np.issubdtype(a.dtype, np.number):
+      if not np.array_equal(a, b):
+        return float("inf")
+      continue
+    difference = np.abs(a.astype(np.float64) - b.astype(np.float64))
+    largest = max(largest, float(np.max(difference, initial=0.0)))
   return largest
 
 

@@ -160,6 +160,7 @@ def test_seed_repeats_initialisation_and_rejects_bad_values():
     with pytest.raises(ValueError, match=re.escape(f"seed={bad!r}")):
       train.seed_everything(bad)
 
+
 @pytest.mark.parametrize("path", YAML_FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_yaml_config_loads_onto_its_experiment(path):
   text = path.read_text()

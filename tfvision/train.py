@@ -167,9 +167,11 @@ def run(flags_obj):
 def seed_everything(seed):
   """Seeds Python, NumPy and TensorFlow (`tf_keras.utils.set_random_seed`) for --seed.
 
-  Model initialisation and the random ops of the input pipeline (shuffle, augmentation)
-  then repeat from run to run: two runs of the same command train the same weights, up
-  to the order of floating-point reductions on multi-threaded devices.
+  Model initialisation and the random ops seeded from the global seed (augmentation,
+  drop-path) then repeat from run to run. The input order repeats only when the data
+  config has its own `seed` too (Model Garden's TFDS read is unordered without one);
+  with both, two runs of the same command train the same weights on this project's CPU
+  runs (`scripts/resume_after_sigkill.py`).
   """
   if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
     raise ValueError(f"seed must be a non-negative integer, received seed={seed!r}")
