@@ -222,15 +222,51 @@ def test_2d_attention_reaches_the_opposite_corner():
   assert delta.min() > 0.0
 
 
-def test_2d_attention_strides_by_subsampling_after_each_pass():
+@pytest.mark.parametrize("training", [False, True])
+def test_2d_attention_strides_by_subsampling_after_each_pass(training):
   x = np.random.RandomState(8).normal(size=(2, 9, 7, 8)).astype("float32")
   strided = AxialAttention2D(8, strides=2, num_heads=4)
   out = strided(x)
   assert out.shape == (2, 5, 4, 16)
+  _randomise_norms(strided)
   # Same weights at stride 1: height pass then subsample rows, width pass, subsample.
-  height = strided.height_attention(x, training=False)[:, ::2]
-  want = strided.width_attention(height, training=False)[:, :, ::2]
-  np.testing.assert_allclose(out.numpy(), want.numpy(), atol=1e-6)
+  # At inference the strided layer computes only the kept queries; in training it
+  # computes them all (the batch statistics cover every position) and subsamples.
+  full = AxialAttention2D(8, num_heads=4)
+  full(x)
+  full.set_weights(strided.get_weights())
+  height = full.height_attention(x, training=training)[:, ::2]
+  want = full.width_attention(height, training=training)[:, :, ::2]
+  got = strided(x, training=training)
+  np.testing.assert_allclose(got.numpy(), want.numpy(), atol=2e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("axis", ["height", "width"])
+@pytest.mark.parametrize("norm", ["batch", None])
+def test_strided_pass_computes_only_the_kept_queries(axis, norm):
+  x = np.random.RandomState(9).normal(size=(2, 7, 8, 4)).astype("float32")
+  strided = _layer(axis, strides=3, norm=norm)
+  full = _layer(axis, norm=norm)
+  full(x)
+  strided(x)
+  _randomise_norms(full)
+  strided.set_weights(full.get_weights())
+  want = full(x, training=False).numpy()
+  want = want[:, ::3] if axis == "height" else want[:, :, ::3]
+  got = strided(x, training=False)
+  assert got.shape == want.shape == tuple(strided.compute_output_shape(x.shape))
+  np.testing.assert_allclose(got.numpy(), want, atol=2e-5, rtol=1e-5)
+  # The same under an unknown length (the relative indices are built in the graph).
+  dynamic = tf.function(lambda t: strided(t, training=False),
+                        input_signature=[tf.TensorSpec([None, None, None, 4])])
+  np.testing.assert_allclose(dynamic(x).numpy(), want, atol=2e-5, rtol=1e-5)
+  # Only the kept query rows of the logits exist at inference.
+  graph = tf.function(lambda t: strided(t, training=False)).get_concrete_function(
+      tf.TensorSpec(x.shape)).graph
+  shapes = {tuple(op.outputs[0].shape) for op in graph.get_operations()
+            if op.type == "Softmax"}
+  assert shapes == {(2, x.shape[2] if axis == "height" else 7, 2, 3,
+                     x.shape[1] if axis == "height" else 8)}
 
 
 def test_span_limit_is_exact():
@@ -257,6 +293,7 @@ def test_unknown_length_is_checked_when_the_graph_runs():
     (dict(norm="layer"), "norm"), (dict(use_value_rpe=1), "use_value_rpe"),
     (dict(key_depth=0), "key_depth"), (dict(query_key_rpe_stddev=-1.0),
                                        "query_key_rpe_stddev"),
+    (dict(strides=0), "strides"), (dict(strides=1.5), "strides"),
 ])
 def test_bad_arguments_name_the_argument(kwargs, arg):
   with pytest.raises(ValueError, match=arg):

@@ -4,6 +4,7 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
+from tfvision.layers import AxialAttention2D
 from tfvision.utils.flops import count_macs, format_count
 
 
@@ -54,3 +55,17 @@ def test_dilated_convolutions_count_the_real_output_not_the_space_to_batch_paddi
   _, parts = count_macs(model, (41, 41, 4), breakdown=True)
   assert parts["Conv2D"] == 41 * 41 * 6 * 9 * 4
   assert parts["DepthwiseConv2dNative"] == 41 * 41 * 4 * 9
+
+
+def test_strided_axial_attention_counts_only_kept_queries_at_inference():
+  """Height pass on 8 x 8 (key depth 4, value depth 8, 2 heads), then width pass on the
+  kept 4 x 8; at inference each pass computes half of its queries."""
+  inputs = tf_keras.Input((8, 8, 4))
+  model = tf_keras.Model(inputs, AxialAttention2D(4, strides=2, num_heads=2)(inputs))
+  # Per pass: projection + 3 similarity terms (depth 2) + 2 retrievals (depth 4).
+  height_full = 64 * 4 * 16 + 3 * (8 * 2 * 8 * 8 * 2) + 2 * (8 * 2 * 8 * 8 * 4)
+  height_kept = 64 * 4 * 16 + 3 * (8 * 2 * 4 * 8 * 2) + 2 * (8 * 2 * 4 * 8 * 4)
+  width_full = 32 * 8 * 16 + 3 * (4 * 2 * 8 * 8 * 2) + 2 * (4 * 2 * 8 * 8 * 4)
+  width_kept = 32 * 8 * 16 + 3 * (4 * 2 * 4 * 8 * 2) + 2 * (4 * 2 * 4 * 8 * 4)
+  assert count_macs(model, (8, 8, 4), training=True) == height_full + width_full
+  assert count_macs(model, (8, 8, 4)) == height_kept + width_kept

@@ -28,10 +28,23 @@ Relative embeddings are gathered from the table's central 2L - 1 rows with the s
 index matrix p - o + L - 1, giving [L, L, depth], and every term is one `tf.einsum`: no
 Python loop over positions or heads.
 
-At inference the batch norms of the similarity terms are per-head affine maps, so we
-fold their scales into q and k (the per-head offsets are constant along the softmax
-axis and cancel) instead of normalising the [B, W, heads, L, L] logits three times;
-`training=True` computes batch statistics on the logits as the reference does.
+At inference every batch norm of the layer is an affine map with fixed statistics, and
+the layer folds them instead of running them (the same function, fewer passes over
+memory; `training=True` runs the reference computation with batch statistics):
+
+- the q/k/v norm folds into the projection: kernel * scale, plus an offset;
+- the similarity norms are per-head affine maps of the logits: their scales multiply q
+  or k (a [.., heads, d] tensor, not the [B, X, heads, L, L] logits) and their offsets
+  are constant along the softmax axis, so they cancel;
+- the content output norm folds into the value columns of the projection (the retrieval
+  is linear in v per channel, and the attention weights sum to one, so v * s + t
+  retrieves content * s + t), and the value-embedding norm's offset joins it there; its
+  scale multiplies the retrieved embeddings.
+
+`strides` subsamples the output along the attended axis (deeplab2 strides an axial
+block by subsampling after each pass). At inference only the kept query positions are
+computed; in training every position is, then subsampled, so that the batch statistics
+cover the same positions as deeplab2's.
 """
 import numpy as np
 import tensorflow as tf
@@ -99,15 +112,19 @@ class PositionSensitiveAxialAttention(tf_keras.layers.Layer):
     norm: "batch", "sync_batch" or None (no batch norm anywhere in the layer).
     norm_momentum, norm_epsilon: batch-norm settings.
     weight_decay: L2 on the projection kernel and the embedding tables (deeplab2).
-  Input: [B, H, W, C]; output: [B, H, W, value_depth].
+    strides: keep every `strides`-th output position along the attended axis (the
+      first one included); at inference only those queries are computed.
+  Input: [B, H, W, C]; output: [B, ceil(H / strides), W, value_depth] for "height",
+  [B, H, ceil(W / strides), value_depth] for "width".
   """
 
   def __init__(self, key_depth, value_depth, num_heads=8, axis="height",
                max_span=DEFAULT_MAX_SPAN, use_query_rpe=True, use_key_rpe=True,
                use_value_rpe=True, query_key_rpe_stddev=1.0, value_rpe_stddev=1.0,
                norm="batch", norm_momentum=0.99, norm_epsilon=1e-3, weight_decay=0.0,
-               **kwargs):
+               strides=1, **kwargs):
     super().__init__(**kwargs)
+    self.strides = validation.check_positive("strides", strides, integer=True)
     self.key_depth = validation.check_positive("key_depth", key_depth, integer=True)
     self.value_depth = validation.check_positive("value_depth", value_depth, integer=True)
     self.num_heads = validation.check_positive("num_heads", num_heads, integer=True)
@@ -198,8 +215,9 @@ class PositionSensitiveAxialAttention(tf_keras.layers.Layer):
     return [n for n in (self.content_output_norm, self.value_rpe_output_norm)
             if n is not None]
 
-  def _relative(self, table, length, dtype):
-    """[L, L, depth] embeddings r_{p-o}, gathered from the table's central 2L - 1 rows.
+  def _relative(self, table, length, dtype, query_stride=1):
+    """[Lq, L, depth] embeddings r_{p-o} for the queries o = 0, s, 2s, .. (s the
+    query stride) and every key p, gathered from the table's central 2L - 1 rows.
 
     Slicing before the gather gives the table a dense gradient (a gather alone gives
     IndexedSlices with L * L rows, larger than the table and slow to all-reduce).
@@ -207,20 +225,19 @@ class PositionSensitiveAxialAttention(tf_keras.layers.Layer):
     central = tf.slice(tf.cast(table, dtype), [self.max_span - length, 0],
                        [2 * length - 1, -1])
     if isinstance(length, int):
-      indices = relative_position_indices(length, length)
+      indices = relative_position_indices(length, length)[::query_stride]
     else:
-      positions = tf.range(length)
-      indices = positions[None, :] - positions[:, None] + (length - 1)
+      keys = tf.range(length)
+      queries = tf.range(0, length, query_stride)
+      indices = keys[None, :] - queries[:, None] + (length - 1)
     return tf.gather(central, indices)
 
-  def _split_heads(self, inputs, training):
-    """Projects to q [.., heads, dk], k [.., heads, dk], v [.., heads, dv]."""
-    qkv = tf.einsum("bhwc,cd->bhwd", inputs, tf.cast(self.qkv_kernel, inputs.dtype))
-    if self.qkv_norm is not None:
-      qkv = self.qkv_norm(qkv, training=training)
+  def _heads(self, qkv):
+    """Splits projected [.., 2 * key_depth + value_depth] channels into q, k
+    [.., heads, dk] and v [.., heads, dv]."""
     query, key, value = tf.split(qkv, [self.key_depth, self.key_depth, self.value_depth],
                                  axis=-1)
-    leading = tf.shape(inputs)[:3]
+    leading = tf.shape(qkv)[:3]
 
     def heads(t, depth):
       return tf.reshape(t, tf.concat([leading, [self.num_heads, depth]], 0))
@@ -228,8 +245,15 @@ class PositionSensitiveAxialAttention(tf_keras.layers.Layer):
     return (heads(query, self._key_head_depth), heads(key, self._key_head_depth),
             heads(value, self._value_head_depth))
 
-  def _merge_heads(self, t, like):
-    return tf.reshape(t, tf.concat([tf.shape(like)[:3], [self.value_depth]], 0))
+  def _split_heads(self, inputs, training):
+    """Projects (then batch-normalises) to q, k, v."""
+    qkv = tf.einsum("bhwc,cd->bhwd", inputs, tf.cast(self.qkv_kernel, inputs.dtype))
+    if self.qkv_norm is not None:
+      qkv = self.qkv_norm(qkv, training=training)
+    return self._heads(qkv)
+
+  def _merge_heads(self, t):
+    return tf.reshape(t, tf.concat([tf.shape(t)[:3], [self.value_depth]], 0))
 
   def _length(self, inputs):
     axis = 1 if self.axis == "height" else 2
@@ -245,25 +269,20 @@ class PositionSensitiveAxialAttention(tf_keras.layers.Layer):
                 f"max_span={self.max_span}")
     return length
 
-  def _attend(self, logits, value, length, inputs, training):
-    """Softmax over key positions (float32) and the normalised retrieved terms."""
-    weights = tf.cast(tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1), inputs.dtype)
-    content = self._merge_heads(
-        tf.einsum(f"{_LOGITS},{self._key}->{self._out}", weights, value), inputs)
-    if self.content_output_norm is not None:
-      content = self.content_output_norm(content, training=training)
-    if self.value_rpe is None:
-      return content
-    relative = self._relative(self.value_rpe, length, inputs.dtype)
-    retrieved = self._merge_heads(
-        tf.einsum(f"{_LOGITS},opd->{self._out}", weights, relative), inputs)
-    if self.value_rpe_output_norm is not None:
-      retrieved = self.value_rpe_output_norm(retrieved, training=training)
-    return content + retrieved
+  def _subsample(self, t, stride):
+    """Every stride-th position along the attended axis (axis 1 or 2)."""
+    if stride == 1:
+      return t
+    return t[:, ::stride] if self.axis == "height" else t[:, :, ::stride]
 
-  def _similarity_terms(self, query, key, length, scales=None):
-    """q.k, q.r^q and k.r^k as [B, X, heads, L, L] tensors; `scales` ([terms, heads])
-    multiplies each term per head, applied to q or k before the product."""
+  def _weights(self, logits, dtype):
+    """Softmax over key positions, in float32."""
+    return tf.cast(tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1), dtype)
+
+  def _similarity_terms(self, query, key, length, scales=None, query_stride=1):
+    """q.k, q.r^q and k.r^k as [B, X, heads, Lq, L] tensors, for queries subsampled by
+    `query_stride`; `scales` ([terms, heads]) multiplies each term per head, applied to
+    q or k before the product."""
     def scaled(t, index):
       if scales is None:
         return t
@@ -271,58 +290,123 @@ class PositionSensitiveAxialAttention(tf_keras.layers.Layer):
 
     terms = [tf.einsum(f"{self._query},{self._key}->{_LOGITS}", scaled(query, 0), key)]
     if self.query_rpe is not None:
-      relative = self._relative(self.query_rpe, length, query.dtype)
+      relative = self._relative(self.query_rpe, length, query.dtype, query_stride)
       terms.append(tf.einsum(f"{self._query},opd->{_LOGITS}",
                              scaled(query, len(terms)), relative))
     if self.key_rpe is not None:
-      relative = self._relative(self.key_rpe, length, key.dtype)
+      relative = self._relative(self.key_rpe, length, key.dtype, query_stride)
       terms.append(tf.einsum(f"{self._key},opd->{_LOGITS}", scaled(key, len(terms)),
                              relative))
     return terms
 
-  def _logits_normalised(self, query, key, length, training):
-    """Sum of the batch-normalised similarity terms (the reference computation)."""
+  def _reference(self, inputs, length, training):
+    """Every position, every batch norm run as a layer (statistics of the batch when
+    training), then the stride's subsampling: deeplab2's computation."""
+    query, key, value = self._split_heads(inputs, training)
     terms = self._similarity_terms(query, key, length)
     if self.similarity_norm is None:
-      return tf.add_n(terms)
-    stacked = self.similarity_norm(tf.stack(terms), training=training)
-    return tf.reduce_sum(stacked, axis=0)
+      logits = tf.add_n(terms)
+    else:
+      logits = tf.reduce_sum(self.similarity_norm(tf.stack(terms), training=training),
+                             axis=0)
 
-  def _logits_folded(self, query, key, length):
-    """Inference: the similarity norm is a per-term, per-head affine map; fold its scale
-    into q or k (a [.., heads, d] tensor) and drop its offset (constant along the
-    softmax axis), instead of normalising the [B, X, heads, L, L] logits."""
-    norm = self.similarity_norm
-    scales = (tf.cast(norm.gamma, tf.float32) *
-              tf.math.rsqrt(tf.cast(norm.moving_variance, tf.float32) + norm.epsilon))
+    def norm(layer):
+      return None if layer is None else lambda t: layer(t, training=training)
+
+    out = self._retrieve(logits, value, length, 1, norm(self.content_output_norm),
+                         norm(self.value_rpe_output_norm))
+    return self._subsample(out, self.strides)
+
+  def _without_norms(self, inputs, length):
+    """norm=None: no statistics, so only the kept queries are computed."""
+    query, key, value = self._split_heads(inputs, False)
+    query = self._subsample(query, self.strides)
+    logits = tf.add_n(self._similarity_terms(query, key, length,
+                                             query_stride=self.strides))
+    return self._retrieve(logits, value, length, self.strides)
+
+  def _retrieve(self, logits, value, length, query_stride, content_fn=None,
+                retrieved_fn=None):
+    """Softmax over key positions (float32), then the content and value-embedding
+    retrievals, each passed through its function (a batch norm, or its folded scale)
+    before they are summed; queries subsampled by `query_stride`."""
+    weights = self._weights(logits, value.dtype)
+    content = self._merge_heads(
+        tf.einsum(f"{_LOGITS},{self._key}->{self._out}", weights, value))
+    if content_fn is not None:
+      content = content_fn(content)
+    if self.value_rpe is None:
+      return content
+    relative = self._relative(self.value_rpe, length, value.dtype, query_stride)
+    retrieved = self._merge_heads(
+        tf.einsum(f"{_LOGITS},opd->{self._out}", weights, relative))
+    if retrieved_fn is not None:
+      retrieved = retrieved_fn(retrieved)
+    return content + retrieved
+
+  @staticmethod
+  def _affine(norm):
+    """(scale, offset) in float32 of a batch norm at inference: x * scale + offset."""
+    scale = tf.math.rsqrt(tf.cast(norm.moving_variance, tf.float32) + norm.epsilon)
+    if norm.scale:
+      scale = scale * tf.cast(norm.gamma, tf.float32)
+    offset = -tf.cast(norm.moving_mean, tf.float32) * scale
+    if norm.center:
+      offset = offset + tf.cast(norm.beta, tf.float32)
+    return scale, offset
+
+  def _folded(self, inputs, length):
+    """Inference with every batch norm folded (see the module docstring)."""
+    scale, offset = self._affine(self.qkv_norm)
+    qk_channels = 2 * self.key_depth
+    content_scale, content_offset = self._affine(self.content_output_norm)
+    value_offset = offset[qk_channels:] * content_scale + content_offset
+    scale_retrieved = None
+    if self.value_rpe_output_norm is not None:
+      value_rpe_scale, value_rpe_offset = self._affine(self.value_rpe_output_norm)
+      # The weights sum to one, so an offset on v is an offset on the output.
+      value_offset = value_offset + value_rpe_offset
+
+      def scale_retrieved(t):
+        return t * tf.cast(value_rpe_scale, t.dtype)
+
+    scale = tf.concat([scale[:qk_channels], scale[qk_channels:] * content_scale], 0)
+    offset = tf.concat([offset[:qk_channels], value_offset], 0)
+    kernel = tf.cast(tf.cast(self.qkv_kernel, tf.float32) * scale, inputs.dtype)
+    qkv = tf.einsum("bhwc,cd->bhwd", inputs, kernel) + tf.cast(offset, inputs.dtype)
+    query, key, value = self._heads(qkv)
+    query = self._subsample(query, self.strides)
     # Keras keeps multi-axis norm parameters broadcastable: [terms, 1, 1, heads, 1, 1].
-    scales = tf.reshape(scales, [self._num_terms, self.num_heads])
-    # One pass over the [B, X, heads, L, L] terms instead of one per addition.
-    return tf.add_n(self._similarity_terms(query, key, length, scales))
+    similarity_scale, _ = self._affine(self.similarity_norm)
+    similarity_scale = tf.reshape(similarity_scale, [self._num_terms, self.num_heads])
+    # One pass over the [B, X, heads, Lq, L] terms instead of one per addition.
+    logits = tf.add_n(self._similarity_terms(query, key, length, similarity_scale,
+                                             self.strides))
+    return self._retrieve(logits, value, length, self.strides,
+                          retrieved_fn=scale_retrieved)
 
   # Plain Python control flow on static values only: skipping autograph's conversion
   # makes building a model of many axial layers several times faster.
   @tf.autograph.experimental.do_not_convert
   def call(self, inputs, training=None):
     length = self._length(inputs)
-    query, key, value = self._split_heads(inputs, training)
-
-    def normalised():
-      return self._logits_normalised(query, key, length, True)
-
-    def folded():
-      return self._logits_folded(query, key, length)
-
     if self.qkv_norm is None:
-      logits = self._logits_normalised(query, key, length, training)
-    elif isinstance(training, bool) or training is None:
-      logits = normalised() if training else folded()
-    else:
-      logits = tf.__internal__.smart_cond.smart_cond(training, normalised, folded)
-    return self._attend(logits, value, length, inputs, training)
+      return self._without_norms(inputs, length)
+    if isinstance(training, bool) or training is None:
+      if training:
+        return self._reference(inputs, length, True)
+      return self._folded(inputs, length)
+    return tf.__internal__.smart_cond.smart_cond(
+        training, lambda: self._reference(inputs, length, True),
+        lambda: self._folded(inputs, length))
 
   def compute_output_shape(self, input_shape):
-    return tf.TensorShape(input_shape)[:-1].concatenate([self.value_depth])
+    shape = tf.TensorShape(input_shape)
+    dims = shape.as_list()[:-1]
+    axis = 1 if self.axis == "height" else 2
+    if dims[axis] is not None:
+      dims[axis] = -(-dims[axis] // self.strides)
+    return tf.TensorShape(dims + [self.value_depth])
 
   def get_config(self):
     config = super().get_config()
@@ -333,7 +417,7 @@ class PositionSensitiveAxialAttention(tf_keras.layers.Layer):
         query_key_rpe_stddev=self.query_key_rpe_stddev,
         value_rpe_stddev=self.value_rpe_stddev, norm=self.norm,
         norm_momentum=self.norm_momentum, norm_epsilon=self.norm_epsilon,
-        weight_decay=self.weight_decay)
+        weight_decay=self.weight_decay, strides=self.strides)
     return config
 
 
@@ -374,12 +458,14 @@ class AxialAttention2D(tf_keras.layers.Layer):
         query_key_rpe_stddev=query_key_rpe_stddev, value_rpe_stddev=value_rpe_stddev,
         norm=norm, norm_momentum=norm_momentum, norm_epsilon=norm_epsilon,
         weight_decay=weight_decay)
+    # Each pass subsamples its own axis; at inference it computes only the kept rows
+    # (height) or columns (width).
     self.height_attention = PositionSensitiveAxialAttention(
         self.key_depth, self.value_depth, axis="height", name="height_axis",
-        **self._attention_args)
+        strides=strides, **self._attention_args)
     self.width_attention = PositionSensitiveAxialAttention(
         self.key_depth, self.value_depth, axis="width", name="width_axis",
-        **self._attention_args)
+        strides=strides, **self._attention_args)
 
   def build(self, input_shape):
     shape = tf.TensorShape(input_shape)
@@ -399,12 +485,7 @@ class AxialAttention2D(tf_keras.layers.Layer):
   @tf.autograph.experimental.do_not_convert
   def call(self, inputs, training=None):
     x = self.height_attention(inputs, training=training)
-    if self.strides > 1:
-      x = x[:, ::self.strides]
-    x = self.width_attention(x, training=training)
-    if self.strides > 1:
-      x = x[:, :, ::self.strides]
-    return x
+    return self.width_attention(x, training=training)
 
   def compute_output_shape(self, input_shape):
     shape = tf.TensorShape(input_shape)

@@ -157,7 +157,7 @@ def _walk(graph, totals, unknown):
       _walk(inner, totals, unknown)
 
 
-def count_macs(model, input_shape, batch_size=1, breakdown=False):
+def count_macs(model, input_shape, batch_size=1, breakdown=False, training=False):
   """Counts multiply-accumulates of one forward pass at inference.
 
   Args:
@@ -165,6 +165,10 @@ def count_macs(model, input_shape, batch_size=1, breakdown=False):
     input_shape: (H, W, C) of the input.
     batch_size: batch size to trace with; the count is for the whole batch.
     breakdown: also return a dict op type -> MACs.
+    training: count the forward pass of training instead. It differs only where
+      inference takes a shortcut: a strided axial-attention pass computes just the
+      queries it keeps at inference, while in training (as in deeplab2, and in the
+      Axial-DeepLab paper's M-Adds) every query is computed, then subsampled.
 
   Returns:
     The MAC count (int), or (count, breakdown) when `breakdown`.
@@ -173,7 +177,7 @@ def count_macs(model, input_shape, batch_size=1, breakdown=False):
     ValueError: when an op's shapes are not static at this input size.
   """
   spec = tf.TensorSpec([batch_size] + list(input_shape), tf.float32)
-  concrete = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
+  concrete = tf.function(lambda x: model(x, training=training)).get_concrete_function(spec)
   totals = collections.Counter()
   unknown = []
   _walk(concrete.graph, totals, unknown)
