@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark runner: parameters, MACs and images/second of registered models.
 
-    python benchmarks/run.py MODEL [MODEL ...] [--batch 8] [--size 224] [--xla]
+    python benchmarks/run.py MODEL [MODEL ...] [--batch 8] [--size 224] [--xla] [--rounds N]
 
 MODEL is a registry name (`tfvision.models.list_models()`) or one of the peer models
 below, optionally suffixed `@SIZE` or `@SIZExBATCH` to override --size / --batch for that
@@ -65,20 +65,12 @@ def build(name, size, include_top, output_stride):
   return create_model(name, **kwargs)
 
 
-def time_inference(model, images, xla, min_seconds, min_iters):
+def inference_step(model, xla):
   fn = tf.function(lambda x: model(x, training=False), jit_compile=xla)
-  tf.nest.map_structure(lambda t: t.numpy(), fn(images))  # trace / compile
-  for _ in range(2):
-    tf.nest.map_structure(lambda t: t.numpy(), fn(images))
-  iters, start = 0, time.perf_counter()
-  while iters < min_iters or time.perf_counter() - start < min_seconds:
-    tf.nest.map_structure(lambda t: t.numpy(), fn(images))
-    iters += 1
-  elapsed = time.perf_counter() - start
-  return elapsed / iters
+  return lambda images: tf.nest.map_structure(lambda t: t.numpy(), fn(images))
 
 
-def time_training(model, images, xla, min_seconds, min_iters):
+def training_step(model, xla):
   optimizer = tf_keras.optimizers.SGD(1e-3, momentum=0.9)
 
   @tf.function(jit_compile=xla)
@@ -91,13 +83,32 @@ def time_training(model, images, xla, min_seconds, min_iters):
     optimizer.apply_gradients(zip(grads, model.trainable_variables))
     return loss
 
-  for _ in range(3):
-    step(images).numpy()
+  return lambda images: step(images).numpy()
+
+
+def seconds_per_batch(step, images, min_seconds, min_iters):
+  """Mean seconds of `step(images)` over at least min_iters calls and min_seconds."""
   iters, start = 0, time.perf_counter()
   while iters < min_iters or time.perf_counter() - start < min_seconds:
-    step(images).numpy()
+    step(images)
     iters += 1
   return (time.perf_counter() - start) / iters
+
+
+def _timed(step, images, min_seconds, min_iters):
+  for _ in range(3):  # trace / compile, then warm up
+    step(images)
+  return seconds_per_batch(step, images, min_seconds, min_iters)
+
+
+def time_inference(model, images, xla, min_seconds, min_iters):
+  """Seconds per inference batch, after tracing and warm-up."""
+  return _timed(inference_step(model, xla), images, min_seconds, min_iters)
+
+
+def time_training(model, images, xla, min_seconds, min_iters):
+  """Seconds per training step (forward, backward, SGD update), after warm-up."""
+  return _timed(training_step(model, xla), images, min_seconds, min_iters)
 
 
 def parse_model_spec(spec, default_size, default_batch):
@@ -145,9 +156,17 @@ def main(argv=None):
   parser.add_argument("--min-seconds", type=float, default=10.0)
   parser.add_argument("--min-iters", type=int, default=3)
   parser.add_argument("--no-macs", action="store_true")
+  parser.add_argument("--reference-macs", action="store_true",
+                      help="count MACs as the reference computes them "
+                           "(count_macs(training=True)): for axial models every query "
+                           "of a strided pass, which our inference skips")
+  parser.add_argument("--rounds", type=int, default=1,
+                      help="build every model first, then time them in this many "
+                           "interleaved rounds of min-seconds / rounds each and report "
+                           "each model's median round (steadier on a shared machine)")
   parser.add_argument("--json", default=None, help="append one JSON line per model here")
   args = parser.parse_args(argv)
-  for key, value in (("batch", args.batch), ("size", args.size)):
+  for key, value in (("batch", args.batch), ("size", args.size), ("rounds", args.rounds)):
     if value < 1:
       parser.error(f"--{key} must be >= 1, received {value}")
 
@@ -155,19 +174,15 @@ def main(argv=None):
   print(f"# default batch {args.batch}, size {args.size}, xla={args.xla}, "
         f"{'training' if args.train else 'inference'}, "
         f"{'backbone' if args.backbone else 'with classifier'}"
-        + (f", output_stride {args.output_stride}" if args.output_stride else ""))
+        + (f", output_stride {args.output_stride}" if args.output_stride else "")
+        + (f", median of {args.rounds} interleaved rounds" if args.rounds > 1 else "")
+        + (", reference MACs" if args.reference_macs else ""))
   header = f"{'model':34s} {'params':>12s} {'MACs/img':>10s} {'img/s':>8s} {'ms/batch':>9s} {'GMAC/s':>8s}"
   print(header)
-  for spec in args.models:
-    name, size, batch = parse_model_spec(spec, args.size, args.batch)
-    tf_keras.backend.clear_session()
-    images = tf.constant(np.random.RandomState(0).uniform(
-        0, 255, (batch, size, size, 3)).astype("float32"))
-    model = build(name, size, not args.backbone, args.output_stride)
-    params = int(sum(np.prod(v.shape) for v in model.trainable_variables))
-    macs = None if args.no_macs else count_macs(model, (size, size, 3))
-    timer = time_training if args.train else time_inference
-    seconds = timer(model, images, args.xla, args.min_seconds, args.min_iters)
+  entries = []
+
+  def report(entry, seconds):
+    spec, name, size, batch, params, macs = entry[:6]
     ips = batch / seconds
     gmacs = (macs * ips / 1e9) if macs else float("nan")
     print(f"{spec:34s} {params:12,d} {format_count(macs) if macs else '-':>10s} "
@@ -178,7 +193,35 @@ def main(argv=None):
             model=name, params=params, macs=macs, images_per_second=ips,
             seconds_per_batch=seconds, batch=batch, size=size, xla=args.xla,
             train=args.train, backbone=args.backbone, output_stride=args.output_stride,
+            rounds=args.rounds, reference_macs=args.reference_macs,
             machine=machine())) + "\n")
+
+  for spec in args.models:
+    name, size, batch = parse_model_spec(spec, args.size, args.batch)
+    if args.rounds == 1:
+      tf_keras.backend.clear_session()
+    images = tf.constant(np.random.RandomState(0).uniform(
+        0, 255, (batch, size, size, 3)).astype("float32"))
+    model = build(name, size, not args.backbone, args.output_stride)
+    params = int(sum(np.prod(v.shape) for v in model.trainable_variables))
+    macs = None if args.no_macs else count_macs(model, (size, size, 3),
+                                                training=args.reference_macs)
+    step = (training_step if args.train else inference_step)(model, args.xla)
+    for _ in range(3):  # trace / compile, then warm up
+      step(images)
+    entry = (spec, name, size, batch, params, macs, step, images)
+    if args.rounds == 1:
+      report(entry, seconds_per_batch(step, images, args.min_seconds, args.min_iters))
+    else:
+      entries.append(entry)
+  if entries:
+    rounds = [[] for _ in entries]
+    for _ in range(args.rounds):
+      for times, entry in zip(rounds, entries):
+        times.append(seconds_per_batch(entry[6], entry[7], args.min_seconds / args.rounds,
+                                       args.min_iters))
+    for times, entry in zip(rounds, entries):
+      report(entry, float(np.median(times)))
 
 
 if __name__ == "__main__":
