@@ -1,4 +1,6 @@
-"""ConvNormAct, GlobalContext and Switchable Atrous Convolution."""
+"""ConvNormAct, GlobalContext, Switchable Atrous Convolution and the portable conv2d."""
+import types as types_module
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -172,3 +174,100 @@ def test_sac_runs_under_xla_and_bfloat16():
     assert np.isfinite(tf.cast(out, tf.float32).numpy()).all()
   finally:
     tf_keras.mixed_precision.set_global_policy("float32")
+
+
+def _lowered(monkeypatch, portable):
+  """Forces `conv2d` onto its Eigen lowering (portable) or onto the direct kernel."""
+  from tfvision.layers import conv as conv_module  # pylint: disable=import-outside-toplevel
+  monkeypatch.setattr(conv_module, "direct_kernel_trains", lambda inputs: not portable)
+
+
+@pytest.mark.parametrize("groups, rate, strides, padding", [
+    (1, 2, 1, "SAME"), (1, 6, 1, "SAME"), (1, 3, 1, "VALID"), (2, 2, 1, "SAME"),
+    (4, 1, 2, "VALID"), (2, 1, 1, "SAME"),
+])
+def test_portable_conv2d_equals_the_direct_kernel_forward_and_backward(
+    monkeypatch, groups, rate, strides, padding):
+  """The space-to-batch / per-group lowering computes tf.nn.conv2d's values and gradients.
+
+  The reference gradient comes from XLA, which differentiates the direct dilated and
+  grouped kernel on every CPU (the Eigen kernels cannot).
+  """
+  from tfvision.layers.conv import conv2d  # pylint: disable=import-outside-toplevel
+  x = tf.constant(_rand((2, 11, 13, 8), seed=1))
+  kernel = tf.constant(_rand((3, 3, 8 // groups, 12), seed=2))
+
+  def loss_and_grads(fn):
+    with tf.GradientTape() as tape:
+      tape.watch([x, kernel])
+      y = fn(x, kernel)
+      loss = tf.reduce_sum(y * tf.sin(y))
+    return (y,) + tuple(tape.gradient(loss, [x, kernel]))
+
+  direct = lambda a, k: tf.nn.conv2d(a, k, strides, padding, dilations=rate)  # noqa: E731
+  want = tf.function(lambda: loss_and_grads(direct), jit_compile=True)()
+  _lowered(monkeypatch, portable=True)
+  portable = lambda a, k: conv2d(a, k, strides, rate, padding)  # noqa: E731
+  for mode in ("eager", "function", "xla"):
+    if mode == "eager":
+      got = loss_and_grads(portable)
+    else:
+      got = tf.function(lambda: loss_and_grads(portable), jit_compile=mode == "xla")()
+    for g, w in zip(got, want):
+      assert g.shape == w.shape
+      np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-4, atol=1e-4 * float(
+          np.max(np.abs(w.numpy()))), err_msg=mode)
+  if groups > 1 or rate > 1:
+    graph = tf.function(lambda: portable(x, kernel)).get_concrete_function().graph
+    ops = {op.type for op in graph.get_operations()}
+    if rate > 1:
+      assert "SpaceToBatchND" in ops, ops
+    conv_ops = [op for op in graph.get_operations() if op.type == "Conv2D"]
+    assert len(conv_ops) == groups
+
+
+def test_direct_kernel_kept_where_it_trains(monkeypatch):
+  """With oneDNN (or a GPU) the dilated and grouped convs stay single direct kernels."""
+  from tfvision.layers import conv as conv_module  # pylint: disable=import-outside-toplevel
+  x = tf.constant(_rand((1, 9, 9, 4)))
+  kernel = tf.constant(_rand((3, 3, 2, 4)))
+  monkeypatch.setattr(conv_module, "onednn_enabled", lambda: True)
+  graph = tf.function(lambda: conv_module.conv2d(x, kernel, 1, 2)).get_concrete_function().graph
+  types = [op.type for op in graph.get_operations()]
+  assert types.count("Conv2D") == 1 and "SpaceToBatchND" not in types, types
+  monkeypatch.setattr(conv_module, "onednn_enabled", lambda: False)
+  if not tf.config.list_logical_devices("GPU"):
+    graph = tf.function(lambda: conv_module.conv2d(x, kernel, 1, 2)).get_concrete_function().graph
+    types = [op.type for op in graph.get_operations()]
+    assert types.count("Conv2D") == 2 and "SpaceToBatchND" in types, types
+  # The device a tensor was placed on decides: cuDNN on a GPU, Eigen on a pinned CPU.
+  placed = lambda device: types_module.SimpleNamespace(device=device)  # noqa: E731
+  assert conv_module.direct_kernel_trains(placed("/job:localhost/replica:0/task:0/device:GPU:0"))
+  assert not conv_module.direct_kernel_trains(placed("/device:CPU:0"))
+  monkeypatch.setattr(conv_module.tf.config, "list_logical_devices",
+                      lambda kind=None: ["gpu"] if kind == "GPU" else [])
+  assert conv_module.direct_kernel_trains(placed(""))
+  assert not conv_module.direct_kernel_trains(placed("/device:CPU:0"))
+
+
+def test_sac_at_rate_2_trains_with_the_portable_lowering(monkeypatch):
+  """SAC's gradients through the Eigen lowering equal those through the direct kernels."""
+  x = tf.constant(_rand((2, 12, 12, 4), seed=3))
+  layer = SwitchableAtrousConv2D(6, 3, dilation_rate=2)
+  layer(x)
+  layer.switch.kernel.assign(_rand(layer.switch.kernel.shape, seed=4))
+
+  @tf.function(jit_compile=True)
+  def reference():
+    with tf.GradientTape() as tape:
+      loss = tf.reduce_sum(layer(x) ** 2)
+    return tape.gradient(loss, layer.trainable_variables)
+
+  want = reference()
+  _lowered(monkeypatch, portable=True)
+  with tf.GradientTape() as tape:
+    loss = tf.reduce_sum(layer(x) ** 2)
+  got = tape.gradient(loss, layer.trainable_variables)
+  for g, w in zip(got, want):
+    np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-4,
+                               atol=1e-4 * float(np.max(np.abs(w.numpy()))))

@@ -8,7 +8,6 @@ import tf_keras
 
 from tests import harness
 from tfvision.layers import SplitAttention
-from tfvision.layers import split_attention as split_attention_module
 
 
 def _torch_style_reference(x_nhwc, weights, radix, cardinality, strides, dilation, eps):
@@ -212,16 +211,6 @@ def test_permuting_cardinal_groups_permutes_the_outputs():
   # ... and a permutation that ignored the radix-major layout would not match.
   wrong = x[..., np.arange(in_channels).reshape(cardinality, -1)[sigma].reshape(-1)]
   assert not np.allclose(permuted(wrong, training=False).numpy(), expected, atol=1e-3)
-
-
-def test_split_concat_fallback_equals_the_native_grouped_conv(monkeypatch):
-  x = tf.random.normal((2, 9, 9, 8))
-  kernel = tf.random.normal((3, 3, 2, 12))
-  native = split_attention_module.grouped_conv2d(x, kernel, 2, 1, "VALID")
-  monkeypatch.setattr(split_attention_module, "native_grouped_conv_trains_on_cpu",
-                      lambda: False)
-  fallback = split_attention_module.grouped_conv2d(x, kernel, 2, 1, "VALID")
-  np.testing.assert_allclose(fallback.numpy(), native.numpy(), atol=1e-5)
 
 
 @pytest.mark.parametrize("radix, cardinality", [(1, 2), (2, 2)])

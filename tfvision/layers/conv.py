@@ -4,7 +4,17 @@ Padding: TF's "same" pads more at the bottom/right when the stride is 2, PyTorch
 deeplab2 (`Conv2DSame`) pad symmetrically. `padding="symmetric"` pads explicitly with
 `ZeroPadding2D` and convolves "valid" whenever the two would differ, so weights ported
 from PyTorch or deeplab2 give the same outputs.
+
+Portability: TensorFlow's generic (Eigen) CPU kernels, which run wherever oneDNN is off
+(AMD and older Intel CPUs by default, or `TF_ENABLE_ONEDNN_OPTS=0`), have no gradient for a
+direct `tf.nn.conv2d` with `dilations > 1` or with a grouped kernel. `conv2d` below keeps
+the direct kernel where it trains (oneDNN, cuDNN, XLA on TPU) and elsewhere lowers the
+dilated convolution to space-to-batch + dense conv + batch-to-space (`tf.nn.convolution`,
+the lowering tf_keras's own dilated `Conv2D` uses) and a grouped one to one convolution
+per group. Both lowerings compute the same sums (float rounding aside).
 """
+import functools
+
 import tensorflow as tf
 import tf_keras
 
@@ -25,6 +35,62 @@ def symmetric_padding(kernel_size, dilation_rate=1):
   effective = kernel_size + (kernel_size - 1) * (dilation_rate - 1)
   total = effective - 1
   return (total // 2, total - total // 2)
+
+
+@functools.lru_cache(maxsize=None)
+def onednn_enabled():
+  """Whether this process runs TensorFlow's oneDNN CPU kernels.
+
+  Fixed when TensorFlow starts: `TF_ENABLE_ONEDNN_OPTS`, or by default on CPUs with
+  AVX-512 VNNI-class features.
+  """
+  try:
+    from tensorflow.python.util import _pywrap_util_port  # pylint: disable=import-outside-toplevel
+    return bool(_pywrap_util_port.IsMklEnabled())
+  except (ImportError, AttributeError):
+    return False
+
+
+def direct_kernel_trains(inputs):
+  """Whether a direct dilated or grouped `tf.nn.conv2d` on `inputs` can be differentiated.
+
+  cuDNN and oneDNN have those gradient kernels, the Eigen CPU kernels do not. The device is
+  the one `inputs` was placed on where it is known (an explicit `tf.device` scope), else a
+  GPU if one is visible (TensorFlow's default placement), else the CPU.
+  """
+  device = getattr(inputs, "device", "") or ""
+  device_type = (tf.DeviceSpec.from_string(device).device_type or "").upper()
+  if device_type == "GPU":
+    return True
+  if device_type != "CPU" and tf.config.list_logical_devices("GPU"):
+    return True
+  return onednn_enabled()
+
+
+def conv2d(inputs, kernel, strides=1, dilation_rate=1, padding="SAME"):
+  """2-D convolution, dilated and/or grouped, that trains on every backend.
+
+  Args:
+    inputs: [B, H, W, C_in].
+    kernel: [kh, kw, C_in / groups, C_out] (the tf_keras grouped-Conv2D layout); the
+      number of groups is `C_in // kernel.shape[2]`.
+    strides, dilation_rate: ints (not both > 1, as for `tf.nn.conv2d` on CPU).
+    padding: "SAME" or "VALID".
+  Returns:
+    [B, H', W', C_out], the same values as `tf.nn.conv2d(inputs, kernel, strides,
+    padding, dilations=dilation_rate)`.
+  """
+  groups = inputs.shape[-1] // kernel.shape[2]
+  if (groups == 1 and dilation_rate == 1) or direct_kernel_trains(inputs):
+    return tf.nn.conv2d(inputs, kernel, strides=strides, padding=padding,
+                        dilations=dilation_rate)
+  # Eigen: space-to-batch for the dilation (tf.nn.convolution), one conv per group.
+  convolve = functools.partial(tf.nn.convolution, strides=strides, padding=padding,
+                               dilations=dilation_rate)
+  if groups == 1:
+    return convolve(inputs, kernel)
+  parts = zip(tf.split(inputs, groups, axis=-1), tf.split(kernel, groups, axis=-1))
+  return tf.concat([convolve(x, k) for x, k in parts], axis=-1)
 
 
 def _pair(value):
@@ -149,10 +215,8 @@ class SwitchableAtrousConv2D(tf_keras.layers.Layer):
     x = self.pre_context(inputs) if self.global_context else inputs
     switch = self.switch(self.pool(x))
     kernel = tf.cast(self.kernel, x.dtype)
-    small = tf.nn.conv2d(x, kernel, strides=1, padding="SAME",
-                         dilations=self.dilation_rate)
-    large = tf.nn.conv2d(x, kernel, strides=1, padding="SAME",
-                         dilations=3 * self.dilation_rate)
+    small = conv2d(x, kernel, 1, self.dilation_rate, "SAME")
+    large = conv2d(x, kernel, 1, 3 * self.dilation_rate, "SAME")
     y = small + switch * (large - small)
     if self.bias is not None:
       y = tf.nn.bias_add(y, tf.cast(self.bias, y.dtype))

@@ -20,20 +20,19 @@ bias and is followed by BN and ReLU. Kernels are stored in the tf_keras grouped-
 layout ([kh, kw, in / groups, out]), i.e. PyTorch's [out, in / groups, kh, kw]
 transposed, so released weights port with a transpose.
 
-The grouped 3x3 convolution calls `tf.nn.conv2d` with the grouped kernel directly:
-TensorFlow 2.20 runs it natively with cuDNN, oneDNN (x86 CPUs) and XLA, and it converts
-to a TFLite CONV_2D. tf_keras's `Conv2D(groups=...)` instead wraps it in a separate
-jit-compiled function on CPU, which measured 1.1x-5.6x slower (ResNeSt-50 stage shapes,
-batch 8). Without oneDNN, TensorFlow's generic CPU kernels cannot take the gradient of
-a grouped convolution, so there (and only there) the layer splits the groups and
+The grouped 3x3 convolution calls `tf.nn.conv2d` with the grouped kernel directly
+(`tfvision.layers.conv.conv2d`): TensorFlow 2.20 runs it natively with cuDNN, oneDNN (x86
+CPUs) and XLA, and it converts to a TFLite CONV_2D. tf_keras's `Conv2D(groups=...)`
+instead wraps it in a separate jit-compiled function on CPU, which measured 1.1x-5.6x
+slower (ResNeSt-50 stage shapes, batch 8). Without oneDNN, TensorFlow's generic CPU
+kernels cannot take the gradient of a grouped or dilated convolution, so there (and only
+there) `conv2d` splits the groups, convolves each (space-to-batch where dilated) and
 concatenates, which is slower but trains everywhere.
 """
-import functools
-
 import tensorflow as tf
 import tf_keras
 
-from tfvision.layers.conv import make_norm, symmetric_padding
+from tfvision.layers.conv import conv2d, make_norm, symmetric_padding
 from tfvision.utils import validation
 
 # The authors' code initialises every conv with N(0, sqrt(2 / (k * k * out_channels))).
@@ -50,38 +49,6 @@ def attention_channels(in_channels, radix, reduction_factor=4, min_channels=32):
   instead, which gives the same widths for every released model.
   """
   return max(in_channels * radix // reduction_factor, min_channels)
-
-
-@functools.lru_cache(maxsize=None)
-def native_grouped_conv_trains_on_cpu():
-  """Whether CPU kernels can differentiate a grouped `tf.nn.conv2d` (oneDNN is on)."""
-  try:
-    from tensorflow.python.util import _pywrap_util_port  # pylint: disable=import-outside-toplevel
-    return bool(_pywrap_util_port.IsMklEnabled())
-  except (ImportError, AttributeError):
-    return False
-
-
-def grouped_conv2d(inputs, kernel, strides=1, dilation_rate=1, padding="SAME"):
-  """2-D convolution with `in_channels // kernel.shape[2]` groups.
-
-  Args:
-    inputs: [B, H, W, C_in].
-    kernel: [kh, kw, C_in / groups, C_out] (the tf_keras grouped-Conv2D layout).
-    strides, dilation_rate: ints.
-    padding: "SAME" or "VALID".
-  Returns:
-    [B, H', W', C_out].
-  """
-  groups = inputs.shape[-1] // kernel.shape[2]
-  on_gpu = bool(tf.config.list_logical_devices("GPU"))
-  if groups == 1 or on_gpu or native_grouped_conv_trains_on_cpu():
-    return tf.nn.conv2d(inputs, kernel, strides=strides, padding=padding,
-                        dilations=dilation_rate)
-  # Generic CPU kernels: one convolution per group (a fixed, small number of groups).
-  parts = zip(tf.split(inputs, groups, axis=-1), tf.split(kernel, groups, axis=-1))
-  return tf.concat([tf.nn.conv2d(x, k, strides=strides, padding=padding,
-                                 dilations=dilation_rate) for x, k in parts], axis=-1)
 
 
 @tf_keras.utils.register_keras_serializable(package="tfvision")
@@ -209,7 +176,7 @@ class SplitAttention(tf_keras.layers.Layer):
       padding = "VALID"
     else:
       padding = "SAME"
-    x = grouped_conv2d(x, kernel, self.strides, self.dilation_rate, padding)
+    x = conv2d(x, kernel, self.strides, self.dilation_rate, padding)
     if self.bn0 is not None:
       x = self.bn0(x, training=training)
     x = tf.nn.relu(x)
