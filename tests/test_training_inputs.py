@@ -238,3 +238,54 @@ def test_corrupt_images_are_skipped_and_counted(tmp_path):
   assert len(images) == 4
   assert float(metric.result()) == 2.0
   assert all(i.shape == (1, 32, 32, 3) and 0 <= i.min() and i.max() <= 255.5 for i in images)
+
+
+def _demo_train_reader(data_dir, **data_overrides):
+  """The demo experiment's training input on tfvision_shapes/tiny: unshuffled, unflipped."""
+  from official.core import task_factory  # pylint: disable=import-outside-toplevel
+  params = exp_factory.get_exp_config("tfvision_panoptic_deeplab_swidernet_shapes")
+  params.override({"task": {
+      "model": {"input_size": [64, 64, 3]},
+      "train_data": {"tfds_name": "tfvision_shapes/tiny", "tfds_data_dir": data_dir,
+                     "global_batch_size": 1, "shuffle_buffer_size": 1,
+                     "parser": {"aug_rand_hflip": False}, **data_overrides}}},
+                  is_strict=True)
+  task = task_factory.get_task(params.task)
+  return params.task.train_data, task.build_inputs(params.task.train_data)
+
+
+def test_a_one_file_tfds_split_is_read_once_per_pass_not_once_per_core(tmp_path):
+  """Model Garden's repeated-file interleave read each example N times in a row."""
+  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+  data_dir = str(tmp_path)
+  builder = tfds.builder("tfvision_shapes/tiny", data_dir=data_dir)
+  builder.download_and_prepare()
+  assert len(builder.info.splits["train"].file_instructions) == 1
+  config, dataset = _demo_train_reader(data_dir)
+  assert inputs_lib.interleave_cycle_length(config) == 1
+  images = [pixels.numpy() for pixels, _ in dataset.take(8)]
+  assert all(not np.array_equal(a, b) for a, b in zip(images, images[1:]))
+  # With a cycle of 2 (what AUTOTUNE gives on 2 cores) every example came out twice.
+  config, dataset = _demo_train_reader(data_dir, cycle_length=2)
+  assert inputs_lib.interleave_cycle_length(config) == 2
+  images = [pixels.numpy() for pixels, _ in dataset.take(8)]
+  assert all(np.array_equal(a, b) for a, b in zip(images[::2], images[1::2]))
+
+
+def test_interleave_cycle_is_capped_by_files_per_pipeline(monkeypatch):
+  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+  fake_builder = types.SimpleNamespace(info=types.SimpleNamespace(splits={
+      "train": types.SimpleNamespace(file_instructions=[None] * 40)}))
+  monkeypatch.setattr(tfds, "builder", lambda name, data_dir=None: fake_builder)
+  config = classification_cfg.DataConfig(tfds_name="x", tfds_split="train", is_training=True,
+                                         cycle_length=None)
+  context = lambda n: tf.distribute.InputContext(num_input_pipelines=n)  # noqa: E731
+  assert inputs_lib.interleave_cycle_length(config) == 16
+  assert inputs_lib.interleave_cycle_length(config, context(4)) == 10
+  # Fewer files than pipelines: each pipeline reads every file (Model Garden).
+  assert inputs_lib.interleave_cycle_length(config, context(64)) == 16
+  fake_builder.info.splits["train"].file_instructions = [None] * 3
+  assert inputs_lib.interleave_cycle_length(config) == 3
+  assert inputs_lib.interleave_cycle_length(config, context(64)) == 3
+  assert inputs_lib.interleave_cycle_length(config.replace(cycle_length=8)) == 8
+  assert inputs_lib.interleave_cycle_length(config.replace(is_training=False)) is None

@@ -1,6 +1,6 @@
 """`make demo`: train Panoptic-DeepLab + SWideRNet-(0.25, 0.25, 0.75) on a laptop.
 
-    python -m tfvision.demo [--output-dir demo_output] [--train-steps N]
+    python -m tfvision.demo [--output-dir demo_output] [--train-steps N] [--seed 0]
 
 End to end, through the same code a cluster run uses:
 
@@ -16,6 +16,13 @@ End to end, through the same code a cluster run uses:
 5. runs the SavedModel on validation images and writes OUTPUT/panoptic_demo.png
    (image | ground truth | prediction per row);
 6. prints the metrics and where everything is.
+
+Repeatable: the same command on the same machine gives the same weights and metrics.
+`--seed` seeds Python, NumPy and TensorFlow (initialisation, augmentation), the
+experiment's data config fixes the input order (its `seed`, one interleave stream per
+file: tfvision/tasks/inputs.py), and TensorFlow's op determinism is on. Another CPU or
+kernel path (oneDNN or Eigen) rounds differently, so metrics move slightly between
+machines.
 
 Deviations from the paper recipe (swidernet.md Sec. 4, which the COCO / Cityscapes
 experiments keep), all to fit a 2-core CPU in minutes:
@@ -51,6 +58,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 DEFAULT_OUTPUT = "demo_output"
+DEFAULT_SEED = 0
 EXPERIMENT = "tfvision_panoptic_deeplab_swidernet_shapes"
 PNG_ROWS = 4
 
@@ -178,6 +186,8 @@ def main(argv=None):
   parser.add_argument("--output-dir", default=DEFAULT_OUTPUT)
   parser.add_argument("--train-steps", type=int, default=None,
                       help="override the experiment's training steps")
+  parser.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                      help="seed of Python, NumPy and TensorFlow (default %(default)s)")
   parser.add_argument("--params-override", default=None,
                       help="YAML string of config overrides, as tfvision-train's "
                            "--params_override")
@@ -192,6 +202,10 @@ def main(argv=None):
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from tfvision.data import shapes  # pylint: disable=import-outside-toplevel
   from tfvision.models.panoptic_inference import export_panoptic_saved_model  # pylint: disable=import-outside-toplevel
+  from tfvision.train import seed_everything  # pylint: disable=import-outside-toplevel
+
+  seed_everything(args.seed)
+  tf.config.experimental.enable_op_determinism()
 
   params = demo_params(output_dir, args.train_steps, args.params_override)
   data = params.task.train_data

@@ -221,7 +221,7 @@ def panoptic_deeplab_swidernet_cityscapes():
 SHAPES_DEMO = dict(
     size=96, train_batch=8, train_steps=800, learning_rate=1e-3, sigma=3.0,
     decoder_width=64, nms_kernel=7, stuff_area_limit=64, small_instance_area=0,
-    scale_range=(1.0, 1.0), top_k_percent=1.0)
+    scale_range=(1.0, 1.0), top_k_percent=1.0, data_seed=0)
 
 
 @exp_factory.register_config_factory("tfvision_panoptic_deeplab_swidernet_shapes")
@@ -249,9 +249,10 @@ def panoptic_deeplab_swidernet_shapes():
                           sigma=s["sigma"], small_instance_area=s["small_instance_area"])
   task = PanopticDeepLabTask(
       model=model,
+      # A fixed `seed`: the same input order in every run (`make demo` is repeatable).
       train_data=PanopticDataConfig(tfds_name=name, tfds_split="train", is_training=True,
                                     global_batch_size=s["train_batch"], parser=parser,
-                                    shuffle_buffer_size=2048),
+                                    shuffle_buffer_size=2048, seed=s["data_seed"]),
       validation_data=PanopticDataConfig(
           tfds_name=name, tfds_split="validation", is_training=False,
           drop_remainder=False, global_batch_size=16,
