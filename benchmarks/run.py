@@ -138,8 +138,23 @@ def machine():
   except OSError:
     pass
   gpus = tf.config.list_physical_devices("GPU")
-  return (f"{cpu} x{os.cpu_count()} cores, TF {tf.__version__}"
+  return (f"{cpu} x{os.cpu_count()} cores, {kernel_path()}, TF {tf.__version__}"
           + (f", {len(gpus)} GPU(s)" if gpus else ", CPU only"))
+
+
+def kernel_path():
+  """The CPU's AVX-512 support and the kernel path TensorFlow runs (oneDNN or Eigen)."""
+  from tfvision.layers.conv import onednn_enabled  # pylint: disable=import-outside-toplevel
+  flags = ""
+  try:
+    with open("/proc/cpuinfo", encoding="utf-8") as handle:
+      flags = next((line for line in handle if line.startswith("flags")), "")
+  except OSError:
+    pass
+  avx512 = "AVX-512" if " avx512f" in flags else "no AVX-512"
+  setting = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
+  how = f"TF_ENABLE_ONEDNN_OPTS={setting}" if setting is not None else "TF default"
+  return f"{avx512}, {'oneDNN' if onednn_enabled() else 'Eigen'} kernels ({how})"
 
 
 def main(argv=None):

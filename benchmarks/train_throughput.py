@@ -2,6 +2,7 @@
 """Training throughput (images/second) of the `make demo` model, one and two replicas.
 
     python benchmarks/train_throughput.py [--steps 20] [--batch 8] [--size 96]
+        [--deterministic] [--replicas 1,2]
 
 The model and loss are the demo's (`tfvision_panoptic_deeplab_swidernet_shapes`:
 Panoptic-DeepLab + SWideRNet-(0.25, 0.25, 0.75), narrowed decoders, built by the task
@@ -13,8 +14,10 @@ built-in dataset (so the input pipeline is not timed):
   between them; on a 2-core machine both share the same cores, so this measures the
   overhead of the replicated step rather than a speed-up).
 
-Prints one JSON line per setting: replicas, global batch, steps/s and images/s (after
-one warm-up epoch that traces the step).
+`--deterministic` turns TensorFlow's op determinism on first (what `make demo` does), so
+its cost can be read off against a run without it. Prints one JSON line per setting:
+replicas, global batch, steps/s, images/s (after one warm-up epoch that traces the
+step), op determinism, and the machine's CPU and kernel path (oneDNN or Eigen).
 """
 import argparse
 import json
@@ -70,14 +73,26 @@ def main(argv=None):
   parser.add_argument("--steps", type=int, default=20)
   parser.add_argument("--batch", type=int, default=8)
   parser.add_argument("--size", type=int, default=96)
+  parser.add_argument("--deterministic", action="store_true",
+                      help="tf.config.experimental.enable_op_determinism() first")
+  parser.add_argument("--replicas", default="1,2", help="which settings to run")
   parser.add_argument("--data-dir", default=os.path.join(tempfile.gettempdir(),
                                                          "tfvision_tfds"))
   args = parser.parse_args(argv)
+  from run import machine  # pylint: disable=import-outside-toplevel  (benchmarks/run.py)
+  if args.deterministic:
+    tf.config.experimental.enable_op_determinism()
   devices = [d.name for d in tf.config.list_logical_devices("CPU")[:2]]
+  strategies = {"1": lambda: tf.distribute.OneDeviceStrategy(devices[0]),
+                "2": lambda: tf.distribute.MirroredStrategy(devices)}
   results = []
-  for strategy in (tf.distribute.OneDeviceStrategy(devices[0]),
-                   tf.distribute.MirroredStrategy(devices)):
-    results.append(measure(strategy, args.batch, args.size, args.steps, args.data_dir))
+  for replicas in args.replicas.split(","):
+    if replicas not in strategies:
+      raise SystemExit(f"--replicas takes 1 and/or 2, received --replicas={args.replicas!r}")
+    result = measure(strategies[replicas](), args.batch, args.size, args.steps,
+                     args.data_dir)
+    result.update(deterministic=args.deterministic, machine=machine())
+    results.append(result)
     print(json.dumps(results[-1]), flush=True)
   return results
 
