@@ -35,7 +35,6 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11,<3.12",
     packages=find_packages(include=["tfvision", "tfvision.*"]),
-    package_data={"tfvision": ["data/samples/*.png"]},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
     entry_points={

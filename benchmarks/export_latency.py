@@ -67,7 +67,7 @@ def main(argv=None):
   tf.config.threading.set_intra_op_parallelism_threads(args.threads)
   tf.config.threading.set_inter_op_parallelism_threads(1)
   from tfvision import export  # pylint: disable=import-outside-toplevel
-  from tfvision.models import get_model_entry  # pylint: disable=import-outside-toplevel
+  from tfvision.models import get_preset  # pylint: disable=import-outside-toplevel
 
   kwargs = export.checkpoint.parse_model_kwargs(args.kwargs)
   quantizations = [q.strip() for q in args.quantizations.split(",") if q.strip()]
@@ -75,7 +75,7 @@ def main(argv=None):
   with tempfile.TemporaryDirectory() as workdir:
     for spec in args.models:
       name, _, size = spec.partition("@")
-      entry = get_model_entry(name)
+      entry = get_preset(name)
       size = int(size) if size else entry.default_size
       model = entry.build(**kwargs)
       params = int(sum(np.prod(v.shape) for v in model.trainable_variables))

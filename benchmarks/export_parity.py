@@ -51,7 +51,7 @@ import tf_keras  # noqa: E402
 
 from tfvision import export  # noqa: E402
 from tfvision.data import shapes  # noqa: E402
-from tfvision.models import get_model_entry, list_models  # noqa: E402
+from tfvision.models import get_preset, list_models  # noqa: E402
 
 BARS = {"saved_model": 1e-5, "float32": 1e-4, "int8_top1": 0.95, "int8_miou_drop": 2.0}
 
@@ -61,10 +61,8 @@ def build(entry_or_fn, task, **extra):
   num_classes = 3 if task == "classification" else shapes.NUM_CLASSES
   if callable(entry_or_fn) and not hasattr(entry_or_fn, "build_tiny"):
     return entry_or_fn(num_classes=num_classes)
-  try:
-    return entry_or_fn.build_tiny(num_classes=num_classes, drop_path_rate=0.0, **extra)
-  except TypeError:  # a family without stochastic depth
-    return entry_or_fn.build_tiny(num_classes=num_classes, **extra)
+  return entry_or_fn.build_tiny(num_classes=num_classes,
+                                **entry_or_fn.no_drop_path_arguments(), **extra)
 
 
 def model_key(model):
@@ -199,7 +197,7 @@ def measure(name, model, task, size, args, workdir):
 
 def family_of(row):
   """Registry family of a row's (first) model name."""
-  return get_model_entry(row["model"].split(",")[0].strip()).family
+  return get_preset(row["model"].split(",")[0].strip()).family
 
 
 def rows_from_logs(paths):
@@ -266,8 +264,8 @@ def main(argv=None):
   names = args.models or list_models(task=args.task, family=args.family)
   jobs, seen = [], {}
   for name in names:
-    entry = get_model_entry(name)
-    size = args.size or entry.tiny_size
+    entry = get_preset(name)
+    size = args.size or entry.tiny_input_size
     # Entries whose tiny models coincide (SWideRNets that differ only in the widths the
     # tiny configuration overrides, Axial-ResNet S/M/L/XL, Pale-T/S/B) build the same
     # network with the same seed: measured once, one row listing every name. The key

@@ -27,7 +27,7 @@ import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
 
 from tfvision.data.panoptic import CITYSCAPES_PANOPTIC  # noqa: E402
-from tfvision.models import get_model_entry, panoptic_variant_name  # noqa: E402
+from tfvision.models import get_preset, panoptic_variant_name  # noqa: E402
 from tfvision.models.panoptic_inference import PanopticInference  # noqa: E402
 from tfvision.models.swidernet import FAST_VARIANTS  # noqa: E402
 from tfvision.ops.panoptic_postprocess import panoptic_deeplab_postprocess  # noqa: E402
@@ -87,7 +87,7 @@ def bench_end_to_end(args, height, width):
   first, first_paper = None, None
   for variant in args.variants:
     tf_keras.backend.clear_session()
-    entry = get_model_entry(panoptic_variant_name(*variant))
+    entry = get_preset(panoptic_variant_name(*variant))
     model = (entry.build_tiny(input_shape=(height, width, 3), num_classes=19) if args.tiny
              else entry.build(input_shape=(height, width, 3)))
     inference = PanopticInference(model, dataset=CITYSCAPES_PANOPTIC)

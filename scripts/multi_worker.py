@@ -53,14 +53,14 @@ def worker(index, work_dir, steps, data_dir):
   from tfvision.data import shapes  # pylint: disable=import-outside-toplevel
   from tfvision.data.keras_datasets import shapes_dataset  # pylint: disable=import-outside-toplevel
   from tfvision.losses.panoptic import PanopticDeepLabLoss  # pylint: disable=import-outside-toplevel
-  from tfvision.models.registry import get_model_entry  # pylint: disable=import-outside-toplevel
+  from tfvision.models.registry import get_preset  # pylint: disable=import-outside-toplevel
 
   strategy = tf.distribute.MultiWorkerMirroredStrategy()
   # The same initial weights on both workers come from the strategy (variables are
   # broadcast from worker 0); the seed only makes the run repeatable.
   tf_keras.utils.set_random_seed(index + 1)
   with strategy.scope():
-    model = get_model_entry(MODEL).build_tiny(num_classes=shapes.NUM_CLASSES,
+    model = get_preset(MODEL).build_tiny(num_classes=shapes.NUM_CLASSES,
                                               input_shape=(64, 64, 3))
     model.compile(tf_keras.optimizers.Adam(2e-3),
                   loss=PanopticDeepLabLoss(ignore_label=shapes.IGNORE_LABEL))

@@ -9,7 +9,7 @@
 import tf_keras
 
 from tfvision.data import shapes
-from tfvision.models import get_model_entry
+from tfvision.models import get_preset
 
 NUM_CLASSES = shapes.NUM_CLASSES
 THING_IDS = shapes.THING_IDS
@@ -20,7 +20,7 @@ PANOPTIC = "panoptic_deeplab_swidernet_0.25_0.25_0.75"
 
 def tiny_semantic(seed=3):
   tf_keras.utils.set_random_seed(seed)
-  return get_model_entry(SEMANTIC).build_tiny(num_classes=NUM_CLASSES)
+  return get_preset(SEMANTIC).build_tiny(num_classes=NUM_CLASSES)
 
 
 def tiny_panoptic(seed=11, head_gain=300.0):
@@ -32,7 +32,7 @@ def tiny_panoptic(seed=11, head_gain=300.0):
   instance and panoptic maps the tests compare hold several instances.
   """
   tf_keras.utils.set_random_seed(seed)
-  model = get_model_entry(PANOPTIC).build_tiny(num_classes=NUM_CLASSES)
+  model = get_preset(PANOPTIC).build_tiny(num_classes=NUM_CLASSES)
   for layer in model.submodules:
     if layer.name in ("center_head", "offset_head"):
       kernel, bias = layer.final_conv.get_weights()

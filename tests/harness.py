@@ -9,8 +9,9 @@
    per family layout; see its docstring for why)
 3. a SavedModel (serving signature) save/load gives equal outputs;
 4. TFLite conversion runs and the LiteRT interpreter matches Keras within 1e-4;
-5. a training step under `MirroredStrategy` over two logical CPU devices lowers the loss
-   on a fixed batch (one representative per family layout, see test_harness_models.py);
+5. a training step under `MirroredStrategy` over two logical CPU devices gives every
+   trainable variable a non-zero gradient and lowers the loss on a fixed batch (one
+   representative per block layout, see test_harness_models.py);
 6. full-size parameter counts equal the references (in each family's tests, `slow`).
 Mixed precision: the tiny model also builds, runs forward and differentiates under the
 `mixed_bfloat16` policy with float32, finite outputs.
@@ -24,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from tfvision.models import get_model_entry
+from tfvision.models import get_preset
 
 TFLITE_ATOL = 1e-4
 
@@ -59,9 +60,9 @@ def expected_endpoint_size(size, level, output_stride=32):
 
 def check_forward(name, batch=2, jit_compile=True, **overrides):
   """Step 1 (and XLA when `jit_compile`). Returns (model, images, outputs)."""
-  entry = get_model_entry(name)
+  entry = get_preset(name)
   model = entry.build_tiny(**overrides)
-  images = sample_images(batch, entry.tiny_size)
+  images = sample_images(batch, entry.tiny_input_size)
   outputs = model(images, training=False)
   for leaf in _flat(outputs):
     assert np.all(np.isfinite(leaf)), f"{name}: non-finite output"
@@ -77,12 +78,12 @@ def check_forward(name, batch=2, jit_compile=True, **overrides):
 
 def check_backbone_endpoints(name, size=None, output_stride=None, **overrides):
   """Step 1 for `include_top=False`: endpoints "2".."5" at their strides."""
-  entry = get_model_entry(name)
+  entry = get_preset(name)
   kwargs = dict(include_top=False, **overrides)
   if output_stride is not None:
     kwargs["output_stride"] = output_stride
   model = entry.build_tiny(**kwargs)
-  size = size or entry.tiny_size
+  size = size or entry.tiny_input_size
   # A registered default output stride (e.g. BoTNet-S1's 16) counts like a passed one.
   output_stride = output_stride or model.get_config().get("output_stride") or 32
   outputs = model(sample_images(1, size), training=False)
@@ -172,11 +173,11 @@ def check_tflite(model, images, outputs, atol=TFLITE_ATOL):
 
 def check_mixed_bfloat16(name, batch=2, **overrides):
   """Builds under mixed_bfloat16; forward and gradients finite; logits float32."""
-  entry = get_model_entry(name)
+  entry = get_preset(name)
   tf_keras.mixed_precision.set_global_policy("mixed_bfloat16")
   try:
     model = entry.build_tiny(**overrides)
-    images = sample_images(batch, entry.tiny_size)
+    images = sample_images(batch, entry.tiny_input_size)
     with tf.GradientTape() as tape:
       outputs = model(images, training=True)
       loss = tf.add_n([tf.reduce_mean(tf.cast(t, tf.float32) ** 2)
@@ -259,20 +260,37 @@ def two_cpu_strategy():
   return _STRATEGY[0]
 
 
+def wake_zero_variables(model, seed=0):
+  """Gives every all-zero trainable variable small random values.
+
+  Zero-initialised scales (the last BN of a residual branch), kernels (global context)
+  and offsets leave the gradients of whatever feeds them at exactly zero for a step;
+  the gradient check needs every path open.
+  """
+  rng = np.random.RandomState(seed)
+  for variable in model.trainable_variables:
+    if not np.any(variable.numpy()):
+      variable.assign(rng.normal(0.0, 0.05, variable.shape).astype(variable.dtype.name))
+
+
 def check_distributed_training(name, steps=6, global_batch=4, learning_rate=5e-3,
                                **overrides):
-  """Step 5: MirroredStrategy over two logical CPUs lowers the loss on a fixed batch."""
-  entry = get_model_entry(name)
+  """Step 5: MirroredStrategy over two logical CPUs: every trainable variable gets a
+  non-zero gradient in the first step, and the loss decreases on a fixed batch."""
+  entry = get_preset(name)
   strategy = two_cpu_strategy()
-  overrides.setdefault("drop_path_rate", 0.0)
+  overrides = {**entry.no_drop_path_arguments(), **overrides}
   with strategy.scope():
     model = entry.build_tiny(**overrides)
     optimizer = tf_keras.optimizers.Adam(learning_rate)
-  images = sample_images(global_batch, entry.tiny_size, seed=1)
-  labels = TRAINING_LABELS[entry.task](model, global_batch, entry.tiny_size)
+  wake_zero_variables(model)
+  images = sample_images(global_batch, entry.tiny_input_size, seed=1)
+  labels = TRAINING_LABELS[entry.task](model, global_batch, entry.tiny_input_size)
   loss_fn = TRAINING_LOSSES[entry.task]
   dataset = tf.data.Dataset.from_tensors((images, labels)).repeat(steps)
   dist_dataset = strategy.experimental_distribute_dataset(dataset)
+
+  variables = model.trainable_variables
 
   @tf.function
   def train_step(batch):
@@ -280,13 +298,23 @@ def check_distributed_training(name, steps=6, global_batch=4, learning_rate=5e-3
       with tf.GradientTape() as tape:
         out = model(x, training=True)
         loss = tf.reduce_sum(loss_fn(y, out)) / global_batch
-      grads = tape.gradient(loss, model.trainable_variables)
-      optimizer.apply_gradients(zip(grads, model.trainable_variables))
-      return loss
-    per_replica = strategy.run(replica_step, args=batch)
-    return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+      grads = tape.gradient(loss, variables)
+      missing = [v.name for v, g in zip(variables, grads) if g is None]
+      assert not missing, f"{name}: variables outside the loss: {missing}"
+      optimizer.apply_gradients(zip(grads, variables))
+      sizes = tf.stack([tf.reduce_max(tf.abs(tf.cast(g, tf.float32))) for g in grads])
+      return loss, sizes
+    loss, sizes = strategy.run(replica_step, args=batch)
+    return strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None), sizes
 
-  losses = [float(train_step(batch)) for batch in dist_dataset]
+  losses = []
+  for step, batch in enumerate(dist_dataset):
+    loss, sizes = train_step(batch)
+    losses.append(float(loss))
+    if step == 0:
+      largest = np.max([s.numpy() for s in strategy.experimental_local_results(sizes)], 0)
+      silent = [v.name for v, size in zip(variables, largest) if size == 0]
+      assert not silent, f"{name}: variables with an all-zero gradient: {silent}"
   assert all(np.isfinite(losses)), losses
   assert np.mean(losses[-2:]) < losses[0], f"{name}: loss did not decrease: {losses}"
   # Both replicas hold the same values of every mirrored variable.

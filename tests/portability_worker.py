@@ -46,13 +46,13 @@ def _model_case(name, **overrides):
   """A registered model at its tiny size with the harness's training loss and labels."""
   def build():
     from tests import harness  # pylint: disable=import-outside-toplevel
-    from tfvision.models import get_model_entry  # pylint: disable=import-outside-toplevel
-    entry = get_model_entry(name)
-    model = entry.build_tiny(drop_path_rate=0.0, **overrides)
-    images = harness.sample_images(2, entry.tiny_size, seed=1)
+    from tfvision.models import get_preset  # pylint: disable=import-outside-toplevel
+    entry = get_preset(name)
+    model = entry.build_tiny(**entry.no_drop_path_arguments(), **overrides)
+    images = harness.sample_images(2, entry.tiny_input_size, seed=1)
     if overrides.get("include_top", True) is False:
       return model, images, None, lambda labels, outputs: _mean_square(outputs)
-    labels = harness.TRAINING_LABELS[entry.task](model, 2, entry.tiny_size)
+    labels = harness.TRAINING_LABELS[entry.task](model, 2, entry.tiny_input_size)
     loss_fn = harness.TRAINING_LOSSES[entry.task]
     return model, images, labels, lambda y, out: tf.reduce_mean(loss_fn(y, out))
   return build

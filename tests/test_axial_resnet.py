@@ -8,7 +8,8 @@ from tests import harness
 from tfvision.blocks import AxialBottleneckBlock, WideResidualBlock
 from tfvision.models import (AxialDeepLabSBackbone, AxialResNet, AxialResNetS, AxialSWideRNet,
                              FullAxialResNetS, create_model, list_models)
-from tfvision.models.axial_resnet import (AXIAL_SWIDERNET_VARIANTS, axial_resnet_plan,
+from tfvision.models.axial_resnet import (AXIAL_SWIDERNET_VARIANTS, AxialResNetSpec,
+                                          axial_resnet_plan,
                                           axial_swidernet_name)
 from tfvision.utils.flops import count_macs
 
@@ -18,12 +19,21 @@ SHALLOW = dict(TINY, num_blocks=(1, 1, 1, 1))
 TINY_SWIDERNET = dict(w1=1 / 16, w2=1 / 16, num_classes=5)
 
 
+def _plan(**kwargs):
+  return axial_resnet_plan(AxialResNetSpec.create(kwargs))
+
+
+def _tiny(name, **kwargs):
+  """The preset's test size, one block per stage."""
+  return create_model(name + ".tiny", num_blocks=(1, 1, 1, 1), **kwargs)
+
+
 def _blocks(model, kind):
   return [layer for layer in model.layers if isinstance(layer, kind)]
 
 
 def test_axial_resnet_s_layout_with_the_papers_max_pool():
-  plan = axial_resnet_plan(width_multiplier=0.5)
+  plan = _plan(width_multiplier=0.5)
   assert [len(stage) for stage in plan] == [3, 4, 6, 3]
   assert all(spec["kind"] == "axial" for stage in plan for spec in stage)
   assert [stage[0]["filters"] for stage in plan] == [
@@ -35,14 +45,14 @@ def test_axial_resnet_s_layout_with_the_papers_max_pool():
 
 
 def test_deeplab2_arrangement_strides_the_first_block_instead():
-  plan = axial_resnet_plan(width_multiplier=0.5, stem_max_pool=False)
+  plan = _plan(width_multiplier=0.5, stem_max_pool=False)
   assert [stage[0]["strides"] for stage in plan] == [2, 2, 2, 2]
   assert [stage[0]["input_stride"] for stage in plan] == [2, 4, 8, 16]
   assert [stage[1]["input_stride"] for stage in plan] == [4, 8, 16, 32]
 
 
 def test_axial_placement_by_stride_and_fully_axial_stage():
-  hybrid = axial_resnet_plan(use_axial_beyond_stride=16)
+  hybrid = _plan(use_axial_beyond_stride=16)
   # conv4_x's first block works at stride 8 and strides to 16: the rest are axial
   # (deeplab2's BlockGroup updates the current stride after the first block).
   assert [[s["kind"] for s in stage] for stage in hybrid] == [
@@ -50,14 +60,14 @@ def test_axial_placement_by_stride_and_fully_axial_stage():
       ["axial"] * 3]
   assert hybrid[0][0]["filters"] == [64, 64, 256]  # ResNet-50's bottleneck
   assert hybrid[3][0]["filters"] == [1024, 512, 2048]  # expansion 2
-  full = axial_resnet_plan(width_multiplier=0.5, stem="axial", stem_max_pool=False,
+  full = _plan(width_multiplier=0.5, stem="axial", stem_max_pool=False,
                            use_axial_beyond_stride=1)
   assert len(full) == 5 and [s["filters"] for s in full[0]] == [[32, 16, 64]] * 3
   assert full[0][0]["strides"] == 2 and full[0][0]["input_stride"] == 1
 
 
 def test_output_stride_drops_strides_past_it():
-  plan = axial_resnet_plan(output_stride=8)
+  plan = _plan(output_stride=8)
   assert [stage[0]["strides"] for stage in plan] == [1, 2, 1, 1]
   assert [stage[-1]["dilation_rate"] for stage in plan] == [1, 1, 2, 4]
 
@@ -88,30 +98,29 @@ def test_endpoints_at_output_strides_8_and_16_for_the_panoptic_backbone():
 
 
 def test_same_model_runs_at_224_and_641():
-  model = AxialDeepLabSBackbone(include_top=False, output_stride=16, **SHALLOW)
+  model = _tiny("axial_deeplab_s", include_top=False, output_stride=16)
   for size in (224, 641):
     out = model(harness.sample_images(1, size), training=False)
     for level in (2, 3, 4, 5):
       expected = harness.expected_endpoint_size(size, level, 16)
       assert out[str(level)].shape[1:3] == (expected, expected)
   assert out["5"].shape[1:3] == (41, 41) and out["5"].shape[-1] == 256
-  swide = create_model("axial_swidernet_1_1_1", include_top=False, output_stride=16,
-                       **dict(TINY_SWIDERNET, l=1 / 3))
+  swide = AxialSWideRNet(1 / 16, 1 / 16, 1 / 3, include_top=False, output_stride=16)
   assert swide(harness.sample_images(1, 641), training=False)["5"].shape[1:3] == (41, 41)
 
 
 def test_641_without_max_pool_exceeds_the_span_with_a_clear_error():
-  model = AxialResNetS(include_top=False, stem_max_pool=False, **SHALLOW)
+  model = _tiny("axial_resnet_s", include_top=False, stem_max_pool=False)
   assert model(harness.sample_images(1, 224), training=False)["5"].shape[1:3] == (7, 7)
   with pytest.raises(ValueError, match="max_span=255"):
     model(harness.sample_images(1, 641), training=False)
   with pytest.raises(ValueError, match="max_span=255"):
-    AxialResNetS(stem_max_pool=False, input_shape=(641, 641, 3), **SHALLOW)
+    _tiny("axial_resnet_s", stem_max_pool=False, input_shape=(641, 641, 3))
 
 
 def test_position_sensitive_switch_and_heads():
-  plain = AxialResNetS(position_sensitive=False, **SHALLOW)
-  sensitive = AxialResNetS(**SHALLOW)
+  plain = _tiny("axial_resnet_s", position_sensitive=False)
+  sensitive = _tiny("axial_resnet_s")
   assert not [v for v in plain.trainable_variables if "rpe" in v.name]
   assert harness.count_params(sensitive) > harness.count_params(plain)
   assert {b.attention.height_attention.num_heads

@@ -7,8 +7,9 @@ import tf_keras
 from tests import harness
 from tfvision.blocks import BottleneckTransformerBlock, ResNetBottleneckBlock
 from tfvision.models import (BoTNet, BoTNet50, BoTNetS1, BoTNetT3, BoTNetT7, ResNet, ResNet50,
-                             create_model, get_model_entry, list_models)
+                             create_model, get_preset, list_models)
 from tfvision.models.botnet import BLOCK_LAYOUTS, SCALED_FAMILY, stage_plan
+from tfvision.models.spec import UnknownArgumentError
 from tfvision.utils.flops import count_macs
 
 TINY = dict(base_width=8, num_classes=7)
@@ -119,7 +120,7 @@ def test_unstrided_se_bot_block_under_xla_tflite_and_mixed_bfloat16():
 
 
 def test_scaled_family_uses_se_and_stride_one():
-  model = create_model("botnet_t3", **TINY)
+  model = create_model("botnet_t3.tiny")
   config = model.get_config()
   assert model.name == "botnet_t3"
   assert config["depth"] == 59 and config["output_stride"] == 16
@@ -234,8 +235,11 @@ def test_registry_names():
   for name in ("botnet50", "botnet101", "botnet152", "botnet200", "botnet_s1_50",
                "botnet_t3", "botnet_t4", "botnet_t5", "botnet_t6", "botnet_t7", "resnet50", "resnet101", "resnet152", "resnet200"):
     assert name in names
-  assert get_model_entry("botnet_t6").defaults == {"variant": "t6"}
-  assert get_model_entry("botnet_t6").default_size == 320
+  assert get_preset("botnet_t6").fixed == {"depth": 77, "output_stride": 16,
+                                           "se_ratio": 0.0625}
+  assert get_preset("botnet_t6").default_size == 320
+  with pytest.raises(ValueError, match="depth is fixed by the preset 'botnet50'"):
+    BoTNet50(depth=101)
 
 
 def test_model_garden_factory_builds_the_backbones_for_fpn():
@@ -245,22 +249,22 @@ def test_model_garden_factory_builds_the_backbones_for_fpn():
   from tfvision.configs import backbones  # pylint: disable=import-outside-toplevel
   specs = tf_keras.layers.InputSpec(shape=[None, 128, 128, 3])
   norm = common.NormActivation(use_sync_bn=False, norm_momentum=0.97, norm_epsilon=1e-4)
-  config = backbones.Backbone(type="botnet",
-                              botnet=backbones.BoTNet(model_id=50, base_width=8))
+  config = backbones.preset_config("botnet50", base_width=8)
   assert config.as_dict() == {"type": "botnet", "botnet": config.botnet.as_dict()}
   model = factory.build_backbone(specs, config, norm,
                                  l2_regularizer=tf_keras.regularizers.l2(4e-5))
-  # Model Garden feeds mean/std-normalised images: the builder wraps the backbone (which
-  # normalises raw pixels itself) behind a layer that undoes Model Garden's normalisation.
-  assert isinstance(model.backbone, BoTNet)
-  assert model.backbone.get_config()["weight_decay"] == pytest.approx(4e-5)
-  assert model.backbone.get_config()["norm_momentum"] == 0.97
+  # Model Garden feeds mean/std-normalised images, which the backbone's one Normalize
+  # layer takes as they are (BoTNet normalises with the same ImageNet statistics).
+  assert isinstance(model, BoTNet)
+  assert model.get_config()["input_normalization"] == "model_garden"
+  assert model.get_config()["weight_decay"] == pytest.approx(4e-5)
+  assert model.get_config()["norm"] == {"kind": "batch", "momentum": 0.97, "epsilon": 1e-4}
   assert sorted(model.output_specs) == ["2", "3", "4", "5"]
   decoder = fpn.FPN(input_specs=model.output_specs, min_level=2, max_level=6, num_filters=16)
   features = decoder(model(harness.sample_images(1, 128), training=False))
   assert features["2"].shape == (1, 32, 32, 16) and features["6"].shape == (1, 2, 2, 16)
   resnet = factory.build_backbone(
-      specs, backbones.Backbone(type="tfvision_resnet",
-                                tfvision_resnet=backbones.TfvisionResNet(base_width=8)),
-      norm)
-  assert isinstance(resnet.backbone, ResNet) and resnet.output_specs["5"][1:3] == (4, 4)
+      specs, backbones.preset_config("resnet50", base_width=8), norm)
+  assert isinstance(resnet, ResNet) and resnet.output_specs["5"][1:3] == (4, 4)
+  with pytest.raises(UnknownArgumentError, match=r"botnet family.*model_id.*now depth"):
+    config.override({"botnet": {"model_id": 101}})

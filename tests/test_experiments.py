@@ -22,23 +22,22 @@ from official.core import exp_factory
 from official.core import task_factory
 
 import tfvision.tasks
+from tests import harness
 from tfvision.configs import image_classification as classification_cfg
 from tfvision.configs import panoptic_deeplab as panoptic_cfg
 from tfvision.configs import semantic_segmentation as segmentation_cfg
 from tfvision.data import shapes
-from tfvision.models.registry import get_model_entry
+from tfvision.models.factory import FAMILIES
 
 EXPERIMENTS = tfvision.tasks.list_experiments()
 TINY_DATA = "tfvision_shapes/tiny"
 SIZE = 64
 CLASSIFICATION_SIZE = 32
-# Registry `tiny` arguments per backbone config type (tfvision/models/*.py `_TINY`).
-TINY_BACKBONES = {
-    "swidernet": {"w1": 1 / 16, "w2": 1 / 16},
-    "resnest": {"width_multiplier": 1 / 16, "base_width": 64, "model_id": 50},
-    "botnet": {"base_width": 8},
-    "tfvision_resnet": {"base_width": 8},
-}
+# Backbone types whose tiny models run at 64 x 64: attention at every stage, or a 2 x 2
+# map at stride 32 where a 1 x 1 map leaves variables without a gradient (BoTNet's later
+# position tables: a softmax over one key; SWideRNet's SAC switch: on one pixel both of
+# its atrous rates see only the centre tap, so the switch changes nothing).
+TINY_SIZE_64 = ("axial_resnet", "axial_swidernet", "pale", "botnet", "swidernet")
 TINY_HEADS = 16
 
 
@@ -53,15 +52,8 @@ def test_every_family_and_task_has_an_experiment():
   backbone_types = set()
   registry_names = set()
   for name in EXPERIMENTS:
-    backbone = exp_factory.get_exp_config(name).task.model.backbone
-    backbone_types.add(backbone.type)
-    if backbone.type == "tfvision":
-      registry_names.add(backbone.tfvision.model_name)
-  assert {"swidernet", "resnest", "botnet"} <= backbone_types
-  families = {get_model_entry(name).family for name in registry_names}
-  installed = {get_model_entry(name).family for name in tfvision.models.list_models()}
-  # Pale and Axial-ResNet are reached by registry name whenever their family is merged.
-  assert ({"pale", "axial_resnet"} & installed) <= families
+    backbone_types.add(exp_factory.get_exp_config(name).task.model.backbone.type)
+  assert {"swidernet", "resnest", "botnet", "axial_resnet", "pale"} <= backbone_types
   for required in ("tfvision_resnest50_imagenet", "tfvision_botnet50_imagenet",
                    "tfvision_swidernet_imagenet", "tfvision_deeplabv3_resnest101_ade20k",
                    "tfvision_deeplabv3_resnest101_cityscapes",
@@ -71,13 +63,14 @@ def test_every_family_and_task_has_an_experiment():
 
 
 def _tiny_backbone(backbone):
-  if backbone.type in TINY_BACKBONES:
-    backbone.get().override(TINY_BACKBONES[backbone.type])
-    return
-  entry = get_model_entry(backbone.tfvision.model_name)
-  tiny = {k: list(v) if isinstance(v, tuple) else v for k, v in entry.tiny.items()
-          if k != "num_classes"}
-  backbone.tfvision.override({"kwargs": tiny}, is_strict=False)
+  """The family's test-size widths (its model class's TINY) on the experiment's spec."""
+  model_class = FAMILIES[backbone.type]
+  spec = backbone.get()
+  spec.override({key: value for key, value in model_class.TINY.items()
+                 if key in spec.field_names()})
+  if backbone.type == "resnest":
+    # The deeper ResNeSt experiments differ from ResNeSt-50's only in depth.
+    spec.depth = 50
 
 
 def tiny_params(name, data_dir, batch=2):
@@ -94,13 +87,12 @@ def tiny_params(name, data_dir, batch=2):
   _tiny_backbone(task.model.backbone)
   if isinstance(task, classification_cfg.ImageClassificationTask):
     task.model.num_classes = len(shapes.THING_CLASSES)
-    size = CLASSIFICATION_SIZE
-    if task.model.backbone.type == "tfvision":
-      size = get_model_entry(task.model.backbone.tfvision.model_name).tiny_size
+    size = 64 if task.model.backbone.type in TINY_SIZE_64 else CLASSIFICATION_SIZE
     task.model.input_size = [size, size, 3]
   elif isinstance(task, segmentation_cfg.SemanticSegmentationTask):
-    task.model.override({"num_classes": shapes.NUM_CLASSES, "aspp_filters": TINY_HEADS,
-                         "head_filters": TINY_HEADS})
+    task.model.num_classes = shapes.NUM_CLASSES
+    task.model.decoder.get().override({"aspp_filters": TINY_HEADS,
+                                       "head_filters": TINY_HEADS})
     task.losses.ignore_label = shapes.IGNORE_LABEL
   else:
     assert isinstance(task, panoptic_cfg.PanopticDeepLabTask), type(task)
@@ -139,6 +131,19 @@ def test_experiment_trains_two_steps(name, tiny_data_dir):
   model = task.build_model()
   task.initialize(model)
   optimizer = task.create_optimizer(params.trainer.optimizer_config, params.runtime)
+  # Every trainable variable must receive a non-zero gradient: record the first update's
+  # gradients (zero-initialised scales are woken first, so that every path is open).
+  harness.wake_zero_variables(model)
+  first_update = []
+  apply_gradients = optimizer.apply_gradients
+
+  def recording_apply_gradients(grads_and_vars, *args, **kwargs):
+    grads_and_vars = list(grads_and_vars)
+    if not first_update:
+      first_update.extend(grads_and_vars)
+    return apply_gradients(grads_and_vars, *args, **kwargs)
+
+  optimizer.apply_gradients = recording_apply_gradients
   metrics = task.build_metrics(training=True)
   size = params.task.model.input_size[0]
   before = [v.numpy() for v in model.trainable_variables]
@@ -151,10 +156,13 @@ def test_experiment_trains_two_steps(name, tiny_data_dir):
     losses.append(float(logs[task.loss]))
   assert all(math.isfinite(v) for v in losses), losses
   assert int(optimizer.iterations) == 2
+  assert len(first_update) == len(model.trainable_variables), name
+  silent = [v.name for g, v in first_update
+            if g is None or not np.any(tf.convert_to_tensor(g).numpy())]
+  assert not silent, f"{name}: variables with no or an all-zero gradient: {silent}"
+  # Warm-up schedules start at lr 0, so only the later step must move the weights.
   changed = sum(not np.array_equal(b, v.numpy())
                 for b, v in zip(before, model.trainable_variables))
-  # Warm-up schedules start at lr 0, and zero-initialised last BN scales (ResNeSt) keep
-  # the residual branches' gradients at zero for a step, so not every variable moves.
   assert changed > 0, name
   skipped = [m for m in metrics if m.name == "skipped_examples"]
   assert skipped and float(skipped[0].result()) == 0.0

@@ -11,7 +11,7 @@ import tf_keras
 
 from tfvision import export
 from tfvision.export import cli
-from tfvision.models import get_model_entry
+from tfvision.models import get_preset
 
 NAME = "swidernet_0.25_0.25_0.75"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -23,7 +23,7 @@ def model_dir(tmp_path_factory):
   """A Model Garden style model_dir with a checkpoint of the tiny classifier."""
   directory = str(tmp_path_factory.mktemp("model_dir"))
   tf_keras.utils.set_random_seed(17)
-  model = get_model_entry(NAME).build_tiny(num_classes=3)
+  model = get_preset(NAME).build_tiny(num_classes=3)
   checkpoint = tf.train.Checkpoint(model=model, global_step=tf.Variable(5, dtype=tf.int64))
   tf.train.CheckpointManager(checkpoint, directory, max_to_keep=1).save(checkpoint_number=5)
   return directory, model

@@ -60,7 +60,8 @@ def test_input_sizes_and_signature_names():
 
 
 def test_restore_pads_mixed_sizes_and_rescales_offsets():
-  """Dense outputs: per-image resize to the original size, offsets in the new pixels."""
+  """Dense outputs: per-image resize to the original size (corners aligned, as the
+  models upsample), offsets rescaled by (out - 1) / (in - 1) into the new pixels."""
   raw = {"semantic_logits": tf.random.normal([2, 4, 4, 3], seed=1),
          "center_heatmap": tf.ones([2, 4, 4, 1]),
          "offsets": tf.ones([2, 4, 4, 2])}
@@ -78,9 +79,10 @@ def test_restore_pads_mixed_sizes_and_rescales_offsets():
   assert outputs["semantic_map"].shape == (2, 8, 12)
   np.testing.assert_array_equal(outputs["image_size"].numpy(), [[8, 12], [4, 6]])
   offsets = outputs["offsets"].numpy()
-  np.testing.assert_allclose(offsets[0, :, :, 0], 2.0)   # 4 -> 8 rows: dy doubles
-  np.testing.assert_allclose(offsets[0, :, :, 1], 3.0)   # 4 -> 12 columns: dx triples
-  np.testing.assert_allclose(offsets[1, :4, :6, 1], 1.5)
+  np.testing.assert_allclose(offsets[0, :, :, 0], 7 / 3, rtol=1e-6)   # 4 -> 8 rows
+  np.testing.assert_allclose(offsets[0, :, :, 1], 11 / 3, rtol=1e-6)  # 4 -> 12 columns
+  np.testing.assert_allclose(offsets[1, :4, :6, 0], 1.0, rtol=1e-6)   # 4 -> 4 rows
+  np.testing.assert_allclose(offsets[1, :4, :6, 1], 5 / 3, rtol=1e-6)  # 4 -> 6 columns
   assert (offsets[1, 4:] == 0).all() and (outputs["semantic_map"].numpy()[1, :, 6:] == -1).all()
   assert outputs["center_heatmap"].shape == (2, 8, 12)
   assert calls[0]["semantic_logits"][0] == 1  # post-processing sees one image at a time

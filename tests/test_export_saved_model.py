@@ -13,7 +13,7 @@ from tests import export_models
 from tfvision import export
 from tfvision.export import serving, verify
 from tfvision.models.panoptic_inference import PanopticInference
-from tfvision.models import get_model_entry
+from tfvision.models import get_preset
 
 NAME = "swidernet_0.25_0.25_0.75"
 SIZE = 64
@@ -33,7 +33,7 @@ def images():
 @pytest.fixture(scope="module")
 def classifier():
   tf_keras.utils.set_random_seed(7)
-  return get_model_entry(NAME).build_tiny(num_classes=3)
+  return get_preset(NAME).build_tiny(num_classes=3)
 
 
 @pytest.fixture(scope="module")
@@ -224,7 +224,7 @@ def test_bad_arguments_name_the_argument(classifier, classifier_export, tmp_path
   picky = export_models.fixed_size_classifier(multiple=32)
   with pytest.raises(ValueError, match=r"cannot take input_size=40"):
     export.export_saved_model(picky, path, input_size=40)
-  built_for_64 = get_model_entry(NAME).build_tiny(num_classes=3, input_shape=(SIZE, SIZE, 3))
+  built_for_64 = get_preset(NAME).build_tiny(num_classes=3, input_shape=(SIZE, SIZE, 3))
   with pytest.raises(ValueError, match=r"built for input size \(64, 64\).*input_size=96"):
     export.export_saved_model(built_for_64, path, input_size=96)
   panoptic = export_models.tiny_panoptic()
@@ -260,7 +260,7 @@ def _write_model_garden_checkpoint(model, model_dir):
 def test_load_model_from_model_garden_checkpoint(tmp_path, images):
   model_dir = str(tmp_path / "model_dir")
   tf_keras.utils.set_random_seed(21)
-  trained = get_model_entry(NAME).build_tiny(num_classes=3)
+  trained = get_preset(NAME).build_tiny(num_classes=3)
   prefix = _write_model_garden_checkpoint(trained, model_dir)
   restored = export.load_model(NAME, model_kwargs='{"num_classes": 3}', checkpoint=model_dir,
                                tiny=True)

@@ -11,7 +11,7 @@ from PIL import Image
 from tests import export_models
 from tfvision import export
 from tfvision.export import tflite as tflite_lib
-from tfvision.models import get_model_entry
+from tfvision.models import get_preset
 
 NAME = "swidernet_0.25_0.25_0.75"
 SIZE = 64
@@ -25,7 +25,7 @@ def images():
 @pytest.fixture(scope="module")
 def classifier():
   tf_keras.utils.set_random_seed(5)
-  return get_model_entry(NAME).build_tiny(num_classes=3)
+  return get_preset(NAME).build_tiny(num_classes=3)
 
 
 def _write_calibration_folder(folder, size):

@@ -12,7 +12,7 @@ import tf_keras
 from tests.harness import two_cpu_strategy
 from tfvision.data import shapes
 from tfvision.data.keras_datasets import shapes_dataset
-from tfvision.models.registry import get_model_entry
+from tfvision.models.registry import get_preset
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ class _Epochs(tf_keras.callbacks.Callback):
 
 def _classifier(strategy):
   with strategy.scope():
-    model = get_model_entry("swidernet_0.25_0.25_0.75").build_tiny(
+    model = get_preset("swidernet_0.25_0.25_0.75").build_tiny(
         num_classes=len(shapes.THING_CLASSES), input_shape=(32, 32, 3))
     model.compile(tf_keras.optimizers.SGD(0.05, momentum=0.9),
                   loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),

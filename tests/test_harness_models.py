@@ -15,7 +15,7 @@ has to stay under 30 minutes for all five families.
 import pytest
 
 from tests import harness
-from tfvision.models import get_model_entry, list_models
+from tfvision.models import get_preset, list_models
 
 ALL_MODELS = list_models()
 
@@ -47,20 +47,17 @@ FULL = sorted({name for names in REPRESENTATIVES.values() for name in names})
 
 
 def _first_entry_per_builder(names):
-  """The first registered model of each builder (class or constructor function).
+  """The first preset of each model class.
 
-  Registry entries of one builder differ only in its arguments (widths, depths, radix,
-  ...): `get_config` / `from_config` and the `include_top=False` endpoints are the
-  builder's code, so one entry per builder exercises them; every entry still builds and
-  runs. This halves the harness's cost for the 17 SWideRNet, 7 ResNeSt-fast, 5
-  BoTNet-T and 5 Panoptic-DeepLab entries (each check is one more model build).
+  Presets of one class differ only in its arguments (widths, depths, radix, ...):
+  `get_config` / `from_config` and the `include_top=False` endpoints are the class's
+  code, so one preset per class exercises them; every preset still builds and runs.
   """
   seen, first = set(), []
   for name in names:
-    builder = get_model_entry(name).builder
-    key = (getattr(builder, "__module__", ""), getattr(builder, "__qualname__", repr(builder)))
-    if key not in seen:
-      seen.add(key)
+    model_class = get_preset(name).model
+    if model_class not in seen:
+      seen.add(model_class)
       first.append(name)
   return first
 
@@ -74,7 +71,7 @@ def test_builds_runs_and_round_trips_config(name):
   if name not in ROUND_TRIP:
     return
   harness.check_config_roundtrip(model, images, outputs, keras_file=False)
-  if get_model_entry(name).task == "classification":
+  if get_preset(name).task == "classification":
     harness.check_backbone_endpoints(name)
 
 
@@ -98,7 +95,7 @@ def test_distributed_training_step(name):
 
 
 def test_every_family_has_a_representative():
-  families = {get_model_entry(n).family for n in ALL_MODELS}
+  families = {get_preset(n).family for n in ALL_MODELS}
   assert families <= set(REPRESENTATIVES), families - set(REPRESENTATIVES)
   for name in FULL:
     assert name in ALL_MODELS, name

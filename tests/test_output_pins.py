@@ -25,7 +25,7 @@ def pinned():
 
 @pytest.mark.parametrize("case", pins.CASES, ids=[case.key for case in pins.CASES])
 def test_outputs_equal_the_pins(case, pinned):
-  model = pins.build_old(case)
+  model = pins.build(case)
   names = pinned[f"{case.key}/names"].tolist()
   assert pins.variable_names(model) == names, f"{case.key}: the variables changed"
   weights = pins.seeded_weights(case, model)

@@ -11,12 +11,13 @@ from tfvision.data.panoptic import synthetic_dataset_info, synthetic_panoptic_ba
 from tfvision.layers import ConvNormAct, SeparableConvNormAct
 from tfvision.losses.panoptic import PanopticDeepLabLoss
 from tfvision.models import PanopticDeepLab, PanopticDeepLabSWideRNet, SWideRNet
-from tfvision.models.panoptic_deeplab import AXIAL_DEEPLAB_SETTINGS
 from tfvision.ops.panoptic_targets import panoptic_targets
 
-# The meta-architecture tests need any backbone with endpoints "2".."5": the shallowest
-# SWideRNet (blocks [3, 1, 2, 1, 1]) without SE / SAC keeps their graphs small.
-TINY_BACKBONE = dict(w1=1 / 16, w2=1 / 16, l=1 / 3, use_se=False, sac_beyond_stride=0)
+# The meta-architecture tests need any backbone with endpoints "2".."5": the test size of
+# SWideRNet-(0.25, 0.25, 0.75) without SE / SAC keeps their graphs small.
+TINY_NAME = "swidernet_0.25_0.25_0.75.tiny"
+PLAIN = dict(use_se=False, sac_beyond_stride=0)
+TINY_BACKBONE = dict(w1=1 / 16, w2=1 / 16, l=1 / 3, **PLAIN)
 TINY_DECODER = dict(
     semantic_aspp_filters=8, semantic_decoder_filters=8, semantic_low_level_filters=[8, 4],
     semantic_head_filters=8, instance_aspp_filters=8, instance_decoder_filters=8,
@@ -24,14 +25,13 @@ TINY_DECODER = dict(
 
 
 def _tiny(**kwargs):
-  args = dict(backbone="swidernet_0.25_0.25_0.75", num_classes=5,
-              backbone_kwargs=TINY_BACKBONE, **TINY_DECODER)
+  args = dict(backbone=TINY_NAME, num_classes=5, backbone_kwargs=PLAIN, **TINY_DECODER)
   args.update(kwargs)
   return PanopticDeepLab(**args)
 
 
 def test_default_widths_are_deeplab2s_panoptic_deeplab_configs():
-  model = PanopticDeepLab("swidernet_0.25_0.25_0.75", 19, backbone_kwargs=TINY_BACKBONE)
+  model = PanopticDeepLab(TINY_NAME, 19, backbone_kwargs=PLAIN)
   semantic, instance = model.get_layer("semantic_decoder"), model.get_layer("instance_decoder")
   assert (semantic.aspp_filters, semantic.decoder_filters, semantic.low_level_filters) == (
       256, 256, [64, 32])
@@ -70,7 +70,8 @@ def test_separable_conv_decoder_and_output_stride_8():
 
 def test_backbone_model_object_serialises_and_round_trips(tmp_path):
   backbone = SWideRNet(include_top=False, output_stride=16, **TINY_BACKBONE)
-  model = PanopticDeepLab(backbone, 3, **AXIAL_DEEPLAB_SETTINGS, **TINY_DECODER)
+  model = PanopticDeepLab(backbone, 3, aspp_projection_only=True, **TINY_DECODER)
+  assert model.output_stride == 16 and model.get_config()["output_stride"] == 16
   aspp = model.get_layer("semantic_decoder").aspp
   assert aspp.projection_only and not hasattr(aspp, "atrous_convs")
   config = json.loads(json.dumps(model.get_config()))
@@ -114,8 +115,11 @@ def test_backbone_objects_that_cannot_serve_raise_value_errors():
   os32 = SWideRNet(include_top=False, **TINY_BACKBONE)
   with pytest.raises(ValueError, match="output_stride=16"):
     PanopticDeepLab(os32, 3, output_stride=16)
-  with pytest.raises(ValueError, match="drop_path_rate"):
+  with pytest.raises(ValueError, match=r"drop_path_rate=0.1 \(it is now backbone_kwargs"):
     PanopticDeepLab(os32, 3, output_stride=32, drop_path_rate=0.1)
+  # Without output_stride the meta-architecture reads the backbone's (32 here).
+  assert PanopticDeepLab(os32, 3, **TINY_DECODER).get_layer(
+      "semantic_decoder").atrous_rates == [3, 6, 9]
   classifier = SWideRNet(num_classes=3, **TINY_BACKBONE)
   with pytest.raises(ValueError, match="endpoints"):
     PanopticDeepLab(classifier, 3, output_stride=32)

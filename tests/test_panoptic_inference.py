@@ -1,11 +1,13 @@
-"""Model + post-processing as one function: batching, XLA, SavedModel with uint8 input."""
+"""Model + post-processing as one function: batching, XLA, and the one SavedModel exporter."""
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.test_panoptic_deeplab import _tiny
+from tests.test_panoptic_deeplab import TINY_BACKBONE, _tiny
 from tfvision.data.panoptic import synthetic_dataset_info, synthetic_panoptic_batch
-from tfvision.models.panoptic_inference import PanopticInference, export_panoptic_saved_model
+from tfvision.export import export_saved_model
+from tfvision.models import SWideRNet
+from tfvision.models.panoptic_inference import PanopticInference
 from tfvision.ops.panoptic_postprocess import PanopticDeepLabPostProcessor
 
 INFO = synthetic_dataset_info(5)
@@ -14,7 +16,8 @@ INFO = synthetic_dataset_info(5)
 @pytest.fixture(scope="module", name="setup")
 def _setup():
   """One tiny model shared by the tests of this module (building it is the slow part)."""
-  model = _tiny()
+  backbone = SWideRNet(include_top=False, output_stride=16, **TINY_BACKBONE)
+  model = _tiny(backbone=backbone, backbone_kwargs=None)
   # A permissive post-processor so that the untrained model yields instances and stuff.
   post = PanopticDeepLabPostProcessor(
       thing_classes=INFO.thing_classes, label_divisor=INFO.label_divisor,
@@ -40,14 +43,23 @@ def test_pipeline_batches_and_compiles_with_xla(setup):
   assert agreement > 0.99, agreement
 
 
-def test_exports_one_saved_model_from_uint8_pixels_to_panoptic_maps(setup, tmp_path):
+def test_the_exporter_serves_exactly_the_pipelines_maps(setup, tmp_path):
+  """tfvision.export's SavedModel: uint8 pixels in, the same maps as PanopticInference.
+
+  At the image's own size the served predictions are the model's (the exporter takes
+  them before the model's last upsampling and resizes once, the same op).
+  """
   inference, images = setup
   path = str(tmp_path / "panoptic")
-  export_panoptic_saved_model(inference.model, path, inference.postprocessor)
-  loaded = tf.saved_model.load(path)
-  serve = loaded.signatures["serving_default"]
-  assert serve.structured_input_signature[1]["image"].dtype == tf.uint8
-  served = serve(image=tf.constant(images[:1]))
+  export_saved_model(inference.model, path, signatures=("image_tensor",),
+                     postprocess_fn=inference.postprocessor)
+  serve = tf.saved_model.load(path).signatures["serving_default"]
+  assert serve.structured_input_signature[1]["inputs"].dtype == tf.uint8
+  served = serve(inputs=tf.constant(images[:1]))
   want = inference(images[:1])
-  for key in ("panoptic", "semantic", "instance"):
-    np.testing.assert_array_equal(served[key].numpy(), want[key].numpy())
+  for key, name in (("panoptic", "panoptic_map"), ("semantic", "semantic_map"),
+                    ("instance", "instance_map")):
+    np.testing.assert_array_equal(served[name].numpy(), want[key].numpy())
+  outputs = inference.model(tf.cast(images[:1], tf.float32), training=False)
+  np.testing.assert_allclose(served["offsets"].numpy(), outputs["offsets"].numpy(),
+                             atol=1e-5)

@@ -6,12 +6,16 @@ import tf_keras
 from tests import harness
 from tfvision.blocks import AveragePoolDownsample, ResNeStBottleneck
 from tfvision.layers import DropBlock, SplitAttention
-from tfvision.models import ResNeSt, ResNeSt50, create_model, get_model_entry, list_models
-from tfvision.models.resnest import (FAST_VARIANTS, default_dropout_rate, default_stem_width,
-                                     fast_variant_name, resnest_plan)
+from tfvision.models import ResNeSt, ResNeSt50, create_model, get_preset, list_models
+from tfvision.models.resnest import (FAST_VARIANTS, ResNeStSpec, default_dropout_rate,
+                                     default_stem_width, fast_variant_name, resnest_plan)
 from tfvision.utils.flops import count_macs
 
 TINY = dict(width_multiplier=1 / 16, num_classes=5)
+
+
+def _plan(depth, **kwargs):
+  return resnest_plan(ResNeStSpec.create(dict(depth=depth, **kwargs)))
 
 
 def _blocks(model):
@@ -19,7 +23,7 @@ def _blocks(model):
 
 
 def test_plan_strides_and_avd_placement():
-  plan = resnest_plan(50)
+  plan = _plan(50)
   assert [len(stage) for stage in plan] == [3, 4, 6, 3]
   assert [[b["strides"] for b in stage] for stage in plan] == [
       [1, 1, 1], [2, 1, 1, 1], [2] + [1] * 5, [2, 1, 1]]
@@ -27,17 +31,17 @@ def test_plan_strides_and_avd_placement():
   assert [[b["avd"] for b in stage] for stage in plan] == [
       [False] * 3, [True] + [False] * 3, [True] + [False] * 5, [True, False, False]]
   assert [stage[0]["filters"] for stage in plan] == [64, 128, 256, 512]
-  assert [len(stage) for stage in resnest_plan(269)] == [3, 30, 48, 8]
-  assert [len(stage) for stage in resnest_plan(200)] == [3, 24, 36, 3]
-  assert [len(stage) for stage in resnest_plan(101)] == [3, 4, 23, 3]
+  assert [len(stage) for stage in _plan(269)] == [3, 30, 48, 8]
+  assert [len(stage) for stage in _plan(200)] == [3, 24, 36, 3]
+  assert [len(stage) for stage in _plan(101)] == [3, 4, 23, 3]
 
 
 def test_dilated_plans_follow_the_authors_rates():
-  os16 = resnest_plan(50, output_stride=16)
+  os16 = _plan(50, output_stride=16)
   assert [b["strides"] for b in os16[2]][:1] == [2]
   assert [b["strides"] for b in os16[3]] == [1, 1, 1]
   assert [b["dilation_rate"] for b in os16[3]] == [1, 2, 2]
-  os8 = resnest_plan(50, output_stride=8)
+  os8 = _plan(50, output_stride=8)
   assert [b["strides"] for b in os8[2] + os8[3]] == [1] * 9
   assert [b["dilation_rate"] for b in os8[2]] == [1] + [2] * 5
   assert [b["dilation_rate"] for b in os8[3]] == [2, 4, 4]
@@ -46,7 +50,7 @@ def test_dilated_plans_follow_the_authors_rates():
 
 
 def test_regularisation_placement():
-  plan = resnest_plan(50, dropblock_rate=0.1, drop_path_rate=0.2)
+  plan = _plan(50, dropblock_rate=0.1, drop_path_rate=0.2)
   assert [[b["dropblock_rate"] for b in stage] for stage in plan] == [
       [0.0] * 3, [0.0] * 4, [0.1] * 6, [0.1] * 3]
   rates = [b["drop_path_rate"] for stage in plan for b in stage]
@@ -86,7 +90,7 @@ def test_stem_and_widths():
   assert [b.width for b in full] == [64, 128, 256, 512]
   fast = [ResNeStBottleneck(f, radix=4, cardinality=2, base_width=40) for f in (64, 512)]
   assert [b.width for b in fast] == [80, 640]
-  tiny_fast = get_model_entry("resnest50_fast_4s2x40d").build_tiny(include_top=False)
+  tiny_fast = get_preset("resnest50_fast_4s2x40d").build_tiny(include_top=False)
   fast_blocks = _blocks(tiny_fast)
   assert all(b.avd_first for b in fast_blocks) and not any(b.avd_first for b in _blocks(model))
   sa = fast_blocks[3].split_attention
@@ -150,7 +154,7 @@ def test_registry_names_and_default_sizes():
       fast_variant_name(*v) for v in FAST_VARIANTS}
   assert names == expected
   assert "resnest50_fast_1s4x24d" in names and "resnest50_fast_4s2x40d" in names
-  sizes = {n: get_model_entry(n).default_size for n in ("resnest50", "resnest101",
+  sizes = {n: get_preset(n).default_size for n in ("resnest50", "resnest101",
                                                          "resnest200", "resnest269")}
   assert sizes == {"resnest50": 224, "resnest101": 256, "resnest200": 320,
                    "resnest269": 416}

@@ -6,10 +6,15 @@ import tensorflow as tf
 from tests import harness
 from tfvision.blocks import WideResidualBlock
 from tfvision.models import SWideRNet, WideResNet41, create_model, list_models
-from tfvision.models.swidernet import (FAST_VARIANTS, STRONG_VARIANTS, num_blocks_per_stage,
-                                       variant_name, wide_resnet_plan)
+from tfvision.models.swidernet import (FAST_VARIANTS, STRONG_VARIANTS, SWideRNetSpec,
+                                       num_blocks_per_stage, variant_name, wide_resnet_plan)
 
 TINY = dict(w1=1 / 16, w2=1 / 16)
+WR41 = dict(use_se=False, sac_beyond_stride=0)
+
+
+def _plan(w1, w2, l, **kwargs):
+  return wide_resnet_plan(SWideRNetSpec.create(dict(w1=w1, w2=w2, l=l, **kwargs)))
 
 
 def _blocks(model):
@@ -24,7 +29,7 @@ def test_block_counts_truncate_like_deeplab2():
 
 
 def test_table1_layout_channels_and_strides():
-  plan = wide_resnet_plan(1, 1, 1)
+  plan = _plan(1, 1, 1)
   kinds = [[b["kind"] for b in stage] for stage in plan]
   assert kinds == [["basic"] * 3, ["basic"] * 3, ["basic"] * 6, ["basic"] * 3,
                    ["bottleneck"] * 3]
@@ -38,27 +43,27 @@ def test_table1_layout_channels_and_strides():
 
 
 def test_width_rounding_for_fractional_multipliers():
-  plan = wide_resnet_plan(0.25, 0.35, 1)
+  plan = _plan(0.25, 0.35, 1)
   assert plan[0][0]["filters"] == [32, 32]          # round(32 * 0.25) * 4
   assert plan[1][0]["filters"] == [88, 88]          # round(64 * 0.35) = 22
   assert plan[4][0]["filters"] == [179, 358, 716]   # round(512 * 0.35) = 179
 
 
 def test_atrous_rates_for_output_stride_16_and_8():
-  os16 = wide_resnet_plan(1, 1, 1, output_stride=16)
+  os16 = _plan(1, 1, 1, output_stride=16)
   assert [b["strides"] for b in os16[4]] == [1, 1, 1]
   assert [b["dilation_rate"] for b in os16[4]] == [1, 2, 2]
-  os8 = wide_resnet_plan(1, 1, 1, output_stride=8)
+  os8 = _plan(1, 1, 1, output_stride=8)
   assert [b["strides"] for b in os8[3]] == [1, 1, 1]
   assert [(b["dilation_rate"], b["second_dilation_rate"]) for b in os8[3]] == [
       (1, 2), (2, 2), (2, 2)]
   assert [b["dilation_rate"] for b in os8[4]] == [2, 4, 4]
-  grid = wide_resnet_plan(1, 1, 1, output_stride=16, multi_grid=(1, 2, 4))
+  grid = _plan(1, 1, 1, output_stride=16, multi_grid=(1, 2, 4))
   assert [b["dilation_rate"] for b in grid[4]] == [1, 4, 8]
 
 
 def test_drop_path_placement_by_stride():
-  plan = wide_resnet_plan(1, 1, 1, drop_path_rate=0.2, drop_path_schedule="linear")
+  plan = _plan(1, 1, 1, drop_path_rate=0.2, drop_path_schedule="linear")
   rates = [[round(b["drop_path_rate"], 4) for b in stage] for stage in plan]
   # Stage 1 lives at stride 2 (< 4): none. The first block of a strided stage still sees
   # its input stride, as deeplab2's BlockGroup.
@@ -71,9 +76,9 @@ def test_drop_path_placement_by_stride():
 def test_atrous_consistency_between_output_strides():
   """Same weights: the OS16 features, subsampled by 2, equal the OS32 features."""
   size = 65  # 2 * 32 + 1 keeps every stride-2 sample aligned
-  os32 = WideResNet41(include_top=False, output_stride=32, **TINY)
-  os16 = WideResNet41(include_top=False, output_stride=16, **TINY)
-  os8 = WideResNet41(include_top=False, output_stride=8, **TINY)
+  os32 = SWideRNet(include_top=False, output_stride=32, **TINY, **WR41)
+  os16 = SWideRNet(include_top=False, output_stride=16, **TINY, **WR41)
+  os8 = SWideRNet(include_top=False, output_stride=8, **TINY, **WR41)
   os16.set_weights(os32.get_weights())
   os8.set_weights(os32.get_weights())
   images = harness.sample_images(1, size)
@@ -129,8 +134,12 @@ def test_registry_names_every_paper_variant():
   for w1, w2, l in FAST_VARIANTS + STRONG_VARIANTS:
     assert variant_name(w1, w2, l) in names
   assert "swidernet_0.25_0.5_1" in names and "wide_resnet41" in names
-  model = create_model("swidernet_0.25_0.25_0.75", w1=1 / 16, w2=1 / 16, num_classes=3)
-  assert model.get_config()["l"] == 0.75
+  model = create_model("swidernet_0.25_0.25_0.75.tiny", num_classes=3)
+  assert model.get_config()["l"] == 0.75 and model.get_config()["w1"] == 1 / 16
+  with pytest.raises(ValueError, match=r"w1 is fixed by the preset 'swidernet_0.25_0.25_0.75'"):
+    create_model("swidernet_0.25_0.25_0.75", w1=1.0)
+  with pytest.raises(ValueError, match="use_se is fixed by the preset 'wide_resnet41'"):
+    WideResNet41(use_se=True)
 
 
 @pytest.mark.parametrize("kwargs, arg", [

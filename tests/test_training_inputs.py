@@ -130,13 +130,19 @@ def test_unknown_backbone_is_named():
     train.parse_configuration(_flags(
         experiment="tfvision_resnest50_imagenet",
         params_override="task.model.backbone.type=resnet_rs"))
-  with pytest.raises(train.ConfigError, match="pale_huge"):
+  with pytest.raises(train.ConfigError, match=r"the swidernet family, received "
+                                              r"use_sse=True \(did you mean use_se\?\); "
+                                              r"accepted: drop_path_beyond_stride, "):
     train.parse_configuration(_flags(
         experiment="tfvision_swidernet_imagenet",
-        params_override=("task.model.backbone.type=tfvision,"
-                         "task.model.backbone.tfvision.model_name=pale_huge")))
+        params_override="task.model.backbone.swidernet.use_sse=true"))
+  with pytest.raises(train.ConfigError, match=r"task.model.backbone.swidernet: "
+                                              r"sac_beyond_stride must be one of"):
+    train.parse_configuration(_flags(
+        experiment="tfvision_swidernet_imagenet",
+        params_override="task.model.backbone.swidernet.sac_beyond_stride=3"))
   with pytest.raises(ValueError, match=r"backbone\.type='nope'"):
-    factory.family_builder(types.SimpleNamespace(type="nope"))
+    factory.family_model(types.SimpleNamespace(type="nope"))
 
 
 def test_main_reports_config_errors_without_traceback(capsys):

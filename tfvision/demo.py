@@ -11,8 +11,10 @@ End to end, through the same code a cluster run uses:
    progress; checkpoints go to OUTPUT/model, and running the demo again resumes from
    the last one (after an interruption, even SIGKILL);
 3. evaluates PQ / SQ / RQ and mIoU on the 128 validation images;
-4. exports model + post-processing as one SavedModel (uint8 images in, panoptic maps
-   out) to OUTPUT/saved_model;
+4. exports model + post-processing as one SavedModel with `tfvision.export` (the
+   exporter of `tfvision-export-saved-model`: signatures `image_tensor` (uint8 images)
+   and `image_bytes` (encoded images), outputs `panoptic_map`, `semantic_map`, ...) to
+   OUTPUT/saved_model;
 5. runs the SavedModel on validation images and writes OUTPUT/panoptic_demo.png
    (image | ground truth | prediction per row);
 6. prints the metrics and where everything is.
@@ -201,7 +203,7 @@ def main(argv=None):
   logging.set_verbosity(logging.WARNING)
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from tfvision.data import shapes  # pylint: disable=import-outside-toplevel
-  from tfvision.models.panoptic_inference import export_panoptic_saved_model  # pylint: disable=import-outside-toplevel
+  from tfvision.export import export_saved_model  # pylint: disable=import-outside-toplevel
   from tfvision.train import seed_everything  # pylint: disable=import-outside-toplevel
 
   seed_everything(args.seed)
@@ -235,7 +237,8 @@ def main(argv=None):
   export_dir = os.path.join(output_dir, "saved_model")
   _print(f"[4/5] exporting the SavedModel (model + post-processing) to {export_dir}")
   tic = time.time()
-  export_panoptic_saved_model(model, export_dir, postprocessor=task.postprocessor)
+  export_saved_model(model, export_dir, signatures=("image_tensor", "image_bytes"),
+                     postprocess_fn=task.postprocessor)
   _print(f"      exported in {time.time() - tic:.0f} s")
 
   _print("[5/5] running the SavedModel on validation images")
@@ -246,7 +249,7 @@ def main(argv=None):
     images.append(example["image"].numpy())
     groundtruth.append(shapes.panoptic_label(example["semantic"][..., 0],
                                              example["instance"][..., 0]).numpy())
-  predictions = served(image=tf.constant(np.stack(images)))["panoptic"].numpy()
+  predictions = served(inputs=tf.constant(np.stack(images)))["panoptic_map"].numpy()
   png_path = os.path.join(output_dir, "panoptic_demo.png")
   write_png(png_path, images, groundtruth, predictions, shapes.LABEL_DIVISOR,
             shapes.IGNORE_LABEL)

@@ -103,17 +103,17 @@ def _check_oneof_types(config, path=""):
 
 
 def _check_model(params):
-  """Fails early (before any device setup) on an unknown backbone type or name."""
+  """Fails early (before any device setup) on an unknown backbone type or a bad value of
+  its spec, naming the key."""
   from tfvision.models import factory  # pylint: disable=import-outside-toplevel
   model = getattr(params.task, "model", None)
   backbone = getattr(model, "backbone", None)
   if backbone is None:
     return
   try:
-    builder = factory.family_builder(backbone)
-    builder.arguments(backbone.get())
+    factory.family_model(backbone).resolve_arguments((), backbone.get().values())
   except ValueError as error:
-    raise ConfigError(str(error)) from None
+    raise ConfigError(f"task.model.backbone.{backbone.type}: {error}") from None
 
 
 def build_strategy_and_task(params, model_dir):

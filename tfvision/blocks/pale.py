@@ -86,14 +86,16 @@ class PaleTransformerBlock(tf_keras.layers.Layer):
     mlp_ratio: MLP expansion (Table 1's R_i = 4).
     drop_path_rate: stochastic depth of the attention and MLP branches.
     layer_norm_epsilon: LayerNorm epsilon (PyTorch's 1e-5).
-    norm_momentum, norm_epsilon: BatchNorm of the q/k/v projections (PyTorch defaults).
+    activation: the MLP's activation (GELU, exact erf form, as CSWin / Swin).
+    norm, norm_momentum, norm_epsilon: BatchNorm of the q/k/v projections (kind and
+      PyTorch's defaults).
   Input: [B, H, W, C]; output: same shape.
   """
 
   def __init__(self, channels, num_heads, pale_size=7, mode="parallel",
                sequential_direction="row", mlp_ratio=4.0, drop_path_rate=0.0,
-               layer_norm_epsilon=LAYER_NORM_EPSILON, norm_momentum=0.9, norm_epsilon=1e-5,
-               **kwargs):
+               layer_norm_epsilon=LAYER_NORM_EPSILON, activation="gelu", norm="batch",
+               norm_momentum=0.9, norm_epsilon=1e-5, **kwargs):
     super().__init__(**kwargs)
     check_heads(channels, num_heads, mode)
     check_pale_size(pale_size)
@@ -107,6 +109,8 @@ class PaleTransformerBlock(tf_keras.layers.Layer):
     self.drop_path_rate = validation.check_probability("drop_path_rate", drop_path_rate)
     self.layer_norm_epsilon = validation.check_positive("layer_norm_epsilon",
                                                         layer_norm_epsilon)
+    self.activation = activation
+    self.norm = norm
     self.norm_momentum = norm_momentum
     self.norm_epsilon = norm_epsilon
     hidden = int(channels * mlp_ratio)
@@ -115,11 +119,11 @@ class PaleTransformerBlock(tf_keras.layers.Layer):
                                                     name="norm1")
     self.attention = PaleShapedAttention(
         channels, num_heads, pale_size=pale_size, mode=mode,
-        sequential_direction=sequential_direction, norm_momentum=norm_momentum,
+        sequential_direction=sequential_direction, norm=norm, norm_momentum=norm_momentum,
         norm_epsilon=norm_epsilon, name="attention")
     self.norm2 = tf_keras.layers.LayerNormalization(epsilon=layer_norm_epsilon,
                                                     name="norm2")
-    self.fc1 = linear(hidden, activation=get_activation("gelu"), name="fc1")
+    self.fc1 = linear(hidden, activation=get_activation(activation), name="fc1")
     self.fc2 = linear(channels, name="fc2")
     self.drop_path = DropPath(drop_path_rate, name="drop_path")
 
@@ -144,6 +148,7 @@ class PaleTransformerBlock(tf_keras.layers.Layer):
                   pale_size=self.pale_size, mode=self.mode,
                   sequential_direction=self.sequential_direction, mlp_ratio=self.mlp_ratio,
                   drop_path_rate=self.drop_path_rate,
-                  layer_norm_epsilon=self.layer_norm_epsilon,
-                  norm_momentum=self.norm_momentum, norm_epsilon=self.norm_epsilon)
+                  layer_norm_epsilon=self.layer_norm_epsilon, activation=self.activation,
+                  norm=self.norm, norm_momentum=self.norm_momentum,
+                  norm_epsilon=self.norm_epsilon)
     return config

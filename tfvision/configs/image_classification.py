@@ -19,15 +19,13 @@ comes from:
 - `tfvision_swidernet_imagenet`: SWideRNet-(1, 1, 1) pre-training. swidernet.md gives
   the ImageNet architecture (Table 1) but no recipe; we use the same recipe as
   Axial-ResNet (same authors and codebase) below.
-- `tfvision_axial_resnet_{s,m,l}_imagenet` (registered once the Axial-ResNet family is
-  installed): Axial-DeepLab trains ImageNet with the protocol of Stand-Alone
+- `tfvision_axial_resnet_{s,m,l}_imagenet`: Axial-DeepLab trains ImageNet with the protocol of Stand-Alone
   Self-Attention (Ramachandran et al. 2019), whose text we do not have here
   (axial-deeplab-excerpt.txt stops before it): SGD with Nesterov momentum 0.9, batch
   4096, lr 0.1 x batch / 256, 5-epoch warm-up then cosine, 130 epochs, label smoothing
   0.1, weight decay 1e-4. These numbers are our reading of that protocol, not checked
   against the paper's text; adjust them in the YAML if the paper says otherwise.
-- `tfvision_pale_{tiny,small,base}_imagenet` (registered once the Pale family is
-  installed): pale-transformer.md appendix: AdamW lr 1e-3 (batch 1024), weight decay
+- `tfvision_pale_{tiny,small,base}_imagenet`: pale-transformer.md appendix: AdamW lr 1e-3 (batch 1024), weight decay
   0.05, 20-epoch linear warm-up then cosine, 300 epochs, random flip, color jitter 0.4,
   Mixup 0.8 + CutMix 1.0 (DeiT's values, which the paper says it follows), AutoAugment,
   label smoothing 0.1, stochastic depth 0.1 / 0.3 / 0.5; evaluation resizes to 256 and
@@ -50,7 +48,6 @@ from official.vision.configs import common
 from official.vision.configs import image_classification as model_garden
 
 from tfvision.configs import backbones
-from tfvision.models.registry import list_models
 
 IMAGENET_TRAIN_EXAMPLES = 1281167
 IMAGENET_VAL_EXAMPLES = 50000
@@ -70,8 +67,7 @@ class ClassificationModel(hyperparams.Config):
   num_classes: int = IMAGENET_CLASSES
   input_size: List[int] = dataclasses.field(default_factory=lambda: [224, 224, 3])
   backbone: backbones.Backbone = dataclasses.field(
-      default_factory=lambda: backbones.Backbone(type="resnest",
-                                                 resnest=backbones.ResNeSt()))
+      default_factory=lambda: backbones.preset_config("resnest50"))
   dropout_rate: Optional[float] = None
   norm_activation: common.NormActivation = dataclasses.field(
       default_factory=lambda: common.NormActivation(use_sync_bn=False))
@@ -211,7 +207,7 @@ def _register_resnest(depth, batch, size):
   @exp_factory.register_config_factory(f"tfvision_resnest{depth}_imagenet")
   def factory():
     return imagenet_experiment(
-        backbones.Backbone(type="resnest", resnest=backbones.ResNeSt(model_id=depth)),
+        backbones.preset_config(f"resnest{depth}"),
         input_size=size, batch_size=batch, epochs=270, optimizer=sgd(0.9),
         base_learning_rate=0.1, warmup_epochs=5, weight_decay=1e-4, label_smoothing=0.1,
         aug_type=_autoaugment(), color_jitter=0.4,
@@ -235,15 +231,13 @@ def _botnet_experiment(backbone, size=224):
 @exp_factory.register_config_factory("tfvision_botnet50_imagenet")
 def botnet50_imagenet():
   """BoT50 in botnet.md's improved ImageNet setting (Sec. 4.7.3, Table 10)."""
-  return _botnet_experiment(backbones.Backbone(type="botnet",
-                                               botnet=backbones.BoTNet(model_id=50)))
+  return _botnet_experiment(backbones.preset_config("botnet50"))
 
 
 @exp_factory.register_config_factory("tfvision_botnet_s1_50_imagenet")
 def botnet_s1_50_imagenet():
   """BoT-S1-50 in botnet.md's improved ImageNet setting (Table 10)."""
-  return _botnet_experiment(backbones.Backbone(
-      type="botnet", botnet=backbones.BoTNet(model_id=50, output_stride=16)))
+  return _botnet_experiment(backbones.preset_config("botnet_s1_50"))
 
 
 def _axial_recipe(backbone):
@@ -258,57 +252,38 @@ def _axial_recipe(backbone):
 @exp_factory.register_config_factory("tfvision_swidernet_imagenet")
 def swidernet_imagenet():
   """SWideRNet-(1, 1, 1) ImageNet pre-training (see the module docstring)."""
-  return _axial_recipe(backbones.Backbone(
-      type="swidernet", swidernet=backbones.SWideRNet(w1=1.0, w2=1.0, l=1.0)))
-
-
-# Families merged from other branches: registered only when their models exist, so that
-# the experiment list (and its tests) never names a model the registry cannot build.
-AXIAL_MODELS = ("axial_resnet_s", "axial_resnet_m", "axial_resnet_l")
-PALE_MODELS = {"pale_tiny": 0.1, "pale_small": 0.3, "pale_base": 0.5}
-
-
-def _registry_backbone(name, drop_path=None):
-  return backbones.Backbone(type="tfvision", tfvision=backbones.TfvisionModel(
-      model_name=name, stochastic_depth_drop_rate=drop_path))
+  return _axial_recipe(backbones.preset_config("swidernet_1_1_1"))
 
 
 def _register_axial(name):
   @exp_factory.register_config_factory(f"tfvision_{name}_imagenet")
   def factory():
-    return _axial_recipe(_registry_backbone(name))
+    return _axial_recipe(backbones.preset_config(name))
+  factory.__doc__ = f"{name} on ImageNet (Stand-Alone Self-Attention's recipe; docstring)."
   return factory
 
 
-def _register_pale(name, drop_path):
+def _register_pale(name):
   @exp_factory.register_config_factory(f"tfvision_{name}_imagenet")
   def factory():
     return imagenet_experiment(
-        _registry_backbone(name, drop_path), input_size=224, batch_size=1024, epochs=300,
+        backbones.preset_config(name), input_size=224, batch_size=1024, epochs=300,
         optimizer=adamw(0.05), base_learning_rate=1e-3, warmup_epochs=20,
         weight_decay=0.05, label_smoothing=0.1, sgd_weight_decay=False,
         aug_type=_autoaugment(), color_jitter=0.4, center_crop_fraction=224 / 256,
         mixup=common.MixupAndCutmix(mixup_alpha=0.8, cutmix_alpha=1.0, prob=1.0,
-                                    switch_prob=0.5))
+                                    switch_prob=0.5),
+        # The MLP's GELU and the projections' PyTorch batch norm (pale-transformer.md).
+        norm_activation=common.NormActivation(activation="gelu", use_sync_bn=True,
+                                              norm_momentum=0.9, norm_epsilon=1e-5))
+  factory.__doc__ = f"{name} on ImageNet (pale-transformer.md appendix)."
   return factory
 
 
-def register_family_experiments():
-  """Registers the Axial / Pale experiments whose models are in the registry."""
-  installed = set(list_models())
-  registered = []
-  for name in AXIAL_MODELS:
-    if name in installed and f"tfvision_{name}_imagenet" not in exp_factory._REGISTERED_CONFIGS:  # pylint: disable=protected-access
-      _register_axial(name)
-      registered.append(name)
-  for name, drop_path in PALE_MODELS.items():
-    if name in installed and f"tfvision_{name}_imagenet" not in exp_factory._REGISTERED_CONFIGS:  # pylint: disable=protected-access
-      _register_pale(name, drop_path)
-      registered.append(name)
-  return registered
-
-
-register_family_experiments()
+for _name in ("axial_resnet_s", "axial_resnet_m", "axial_resnet_l"):
+  _register_axial(_name)
+for _name in ("pale_tiny", "pale_small", "pale_base"):
+  _register_pale(_name)
 
 
 @exp_factory.register_config_factory("tfvision_shapes_classification")
@@ -325,8 +300,7 @@ def shapes_classification():
       label_field_key="label", decode_jpeg_only=False, aug_crop=False)
   model = ClassificationModel(
       num_classes=3, input_size=[64, 64, 3],
-      backbone=backbones.Backbone(type="swidernet", swidernet=backbones.SWideRNet(
-          w1=0.25, w2=0.25, l=0.75, stochastic_depth_drop_rate=0.0)),
+      backbone=backbones.preset_config("swidernet_0.25_0.25_0.75", drop_path_rate=0.0),
       norm_activation=common.NormActivation(use_sync_bn=False))
   return cfg.ExperimentConfig(
       runtime=cfg.RuntimeConfig(distribution_strategy="mirrored", num_gpus=0),

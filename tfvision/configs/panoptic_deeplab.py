@@ -34,6 +34,8 @@ from official.vision.configs import common
 
 from tfvision.configs import backbones
 from tfvision.data.panoptic import CITYSCAPES_PANOPTIC, COCO_PANOPTIC
+from tfvision.models.panoptic_deeplab import PanopticDeepLabSpec
+from tfvision.models.swidernet import variant_name
 
 COCO_TRAIN_EXAMPLES = 118287
 COCO_VAL_EXAMPLES = 5000
@@ -86,32 +88,19 @@ class PanopticPostProcess(hyperparams.Config):
 
 
 @dataclasses.dataclass
-class PanopticDeepLabModel(hyperparams.Config):
-  """`tfvision.models.PanopticDeepLab` on a `tfvision.configs.backbones.Backbone`."""
+class PanopticDeepLabModel(PanopticDeepLabSpec):
+  """`tfvision.models.PanopticDeepLab`: its decoder spec's fields, and the backbone.
+
+  The decoder and head fields are `PanopticDeepLabSpec`'s (declared once, in
+  tfvision/models/panoptic_deeplab.py); the output stride is the backbone's.
+  """
   num_classes: int = 19
   input_size: List[int] = dataclasses.field(default_factory=lambda: [1025, 2049, 3])
   backbone: backbones.Backbone = dataclasses.field(
-      default_factory=lambda: backbones.Backbone(type="swidernet",
-                                                 swidernet=backbones.SWideRNet()))
+      default_factory=lambda: backbones.preset_config("swidernet_1_1_1", output_stride=16))
   norm_activation: common.NormActivation = dataclasses.field(
       default_factory=lambda: common.NormActivation(
           activation="relu", norm_momentum=0.99, norm_epsilon=1e-3, use_sync_bn=False))
-  output_stride: int = 16
-  atrous_rates: Optional[List[int]] = None
-  separable_conv: str = "none"
-  aspp_dropout_rate: float = 0.1
-  semantic_aspp_filters: int = 256
-  semantic_decoder_filters: int = 256
-  semantic_low_level_filters: List[int] = dataclasses.field(default_factory=lambda: [64, 32])
-  semantic_head_filters: int = 256
-  instance_aspp_filters: int = 256
-  instance_decoder_filters: int = 128
-  instance_low_level_filters: List[int] = dataclasses.field(
-      default_factory=lambda: [32, 16])
-  center_head_filters: int = 32
-  offset_head_filters: int = 32
-  fusion_kernel_size: int = 5
-  head_kernel_size: int = 5
 
 
 @dataclasses.dataclass
@@ -151,15 +140,16 @@ def poly_adam(learning_rate, train_steps, power=0.9):
 
 
 def _swidernet_backbone(w1, w2, l, drop_path=0.2):
-  return backbones.Backbone(type="swidernet", swidernet=backbones.SWideRNet(
-      w1=w1, w2=w2, l=l, use_se=True, sac_beyond_stride=32, output_stride=16,
-      stochastic_depth_drop_rate=drop_path, drop_path_schedule="constant"))
+  return backbones.preset_config(
+      variant_name(w1, w2, l), use_se=True, sac_beyond_stride=32, output_stride=16,
+      drop_path_rate=drop_path, drop_path_schedule="constant")
 
 
 def _panoptic_experiment(info, input_size, train_batch, train_steps, train_data,
                          validation_data, validation_steps, scale_range, eval_batch=1):
+  # The strong regime's baseline (swidernet.md Table 3): standard convs everywhere.
   model = PanopticDeepLabModel(num_classes=info.num_classes, input_size=list(input_size),
-                               backbone=_swidernet_backbone(1, 1, 1))
+                               backbone=_swidernet_backbone(1, 1, 1), separable_conv="none")
   train_data.global_batch_size = train_batch
   train_data.parser = PanopticParser(aug_scale_min=scale_range[0],
                                      aug_scale_max=scale_range[1])

@@ -20,6 +20,7 @@ from official.modeling import hyperparams
 from official.vision.configs import common
 
 from tfvision.configs import backbones
+from tfvision.models.deeplab import DeepLabV3PlusSpec, DeepLabV3Spec
 from tfvision.configs.image_classification import sgd, warmup_schedule
 
 
@@ -47,22 +48,28 @@ class SegmentationDataConfig(cfg.DataConfig):
 
 
 @dataclasses.dataclass
+class DeepLabDecoder(hyperparams.OneOfConfig):
+  """DeepLabV3 (`type: v3`) or DeepLabV3+ (`type: v3plus`), each field its model's spec."""
+  type: str = "v3"
+  v3: DeepLabV3Spec = dataclasses.field(default_factory=DeepLabV3Spec)
+  v3plus: DeepLabV3PlusSpec = dataclasses.field(default_factory=DeepLabV3PlusSpec)
+
+
+@dataclasses.dataclass
 class DeepLabModel(hyperparams.Config):
-  """`tfvision.models.DeepLabV3` (decoder "v3") or `DeepLabV3Plus` ("v3plus")."""
+  """`tfvision.models.DeepLabV3` / `DeepLabV3Plus` on a backbone config.
+
+  The decoder's fields are its model's spec (tfvision/models/deeplab.py); the output
+  stride is the backbone's.
+  """
   num_classes: int = 150
   input_size: List[int] = dataclasses.field(default_factory=lambda: [480, 480, 3])
   backbone: backbones.Backbone = dataclasses.field(
-      default_factory=lambda: backbones.Backbone(type="resnest",
-                                                 resnest=backbones.ResNeSt(model_id=101)))
+      default_factory=lambda: backbones.preset_config("resnest101", output_stride=8))
   norm_activation: common.NormActivation = dataclasses.field(
       default_factory=lambda: common.NormActivation(
           activation="relu", norm_momentum=0.9, norm_epsilon=1e-5, use_sync_bn=True))
-  decoder: str = "v3"
-  output_stride: int = 8
-  atrous_rates: Optional[List[int]] = None
-  aspp_filters: int = 256
-  head_filters: int = 256
-  aspp_dropout_rate: float = 0.1
+  decoder: DeepLabDecoder = dataclasses.field(default_factory=DeepLabDecoder)
 
 
 @dataclasses.dataclass
@@ -103,8 +110,7 @@ def _deeplabv3_resnest101(dataset):
   train_steps = epochs * steps_per_epoch
   model = DeepLabModel(
       num_classes=classes, input_size=[crop, crop, 3],
-      backbone=backbones.Backbone(type="resnest", resnest=backbones.ResNeSt(
-          model_id=101, output_stride=8)), output_stride=8)
+      backbone=backbones.preset_config("resnest101", output_stride=8))
   parser = SegmentationParser(aug_scale_min=0.5, aug_scale_max=2.0)
   return cfg.ExperimentConfig(
       runtime=cfg.RuntimeConfig(distribution_strategy="tpu",
@@ -147,11 +153,11 @@ def deeplabv3_swidernet_shapes():
   train_steps = 600
   model = DeepLabModel(
       num_classes=6, input_size=[64, 64, 3],
-      backbone=backbones.Backbone(type="swidernet", swidernet=backbones.SWideRNet(
-          w1=0.25, w2=0.25, l=0.75, output_stride=16, stochastic_depth_drop_rate=0.0)),
+      backbone=backbones.preset_config("swidernet_0.25_0.25_0.75", output_stride=16,
+                                       drop_path_rate=0.0),
       norm_activation=common.NormActivation(use_sync_bn=False, norm_momentum=0.99,
                                             norm_epsilon=1e-3),
-      output_stride=16, aspp_filters=64, head_filters=64)
+      decoder=DeepLabDecoder(type="v3", v3=DeepLabV3Spec(aspp_filters=64, head_filters=64)))
   data = dict(tfds_name="tfvision_shapes/s64", global_batch_size=16)
   return cfg.ExperimentConfig(
       runtime=cfg.RuntimeConfig(distribution_strategy="mirrored", num_gpus=0),

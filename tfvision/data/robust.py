@@ -12,7 +12,6 @@ followed by a placeholder flagged as failed; `take(1)` keeps the first of the tw
 an element yields either its result or the flagged placeholder, and a `scan` turns the
 flags into counts. The one-element datasets run through `interleave`, in parallel.
 """
-from absl import logging
 import tensorflow as tf
 import tf_keras
 
@@ -97,11 +96,3 @@ class SkippedExamples(tf_keras.metrics.Metric):
   def reset_total(self):
     """Sets the count back to zero."""
     self.total.assign(0.0)
-
-
-def log_skipped(count, where="input pipeline"):
-  """Logs a warning when `count` examples were skipped."""
-  count = int(count)
-  if count:
-    logging.warning("%d corrupt example(s) skipped in the %s", count, where)
-  return count

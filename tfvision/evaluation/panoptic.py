@@ -184,10 +184,10 @@ def evaluate_panoptic(model, dataset, info, postprocessor=None, max_batches=None
 
 def _load_model(args):
   import tf_keras  # pylint: disable=import-outside-toplevel
-  from tfvision.models import create_model, get_model_entry  # pylint: disable=import-outside-toplevel
+  from tfvision.models import create_model, get_preset  # pylint: disable=import-outside-toplevel
   if args.weights and args.weights.endswith(".keras"):
     return tf_keras.models.load_model(args.weights)
-  entry = get_model_entry(args.model)
+  entry = get_preset(args.model)
   kwargs = {}
   if args.num_classes:
     kwargs["num_classes"] = args.num_classes

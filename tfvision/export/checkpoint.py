@@ -13,7 +13,7 @@ from typing import Mapping, Optional
 import tensorflow as tf
 import tf_keras
 
-from tfvision.models import get_model_entry
+from tfvision.models import get_preset
 
 
 def checkpoint_path(checkpoint: str) -> str:
@@ -86,7 +86,7 @@ def parse_model_kwargs(model_kwargs) -> dict:
 
 def build_model(name: str, model_kwargs=None, tiny: bool = False):
   """Builds the registry model `name` (tiny configuration when `tiny`)."""
-  entry = get_model_entry(name)
+  entry = get_preset(name)
   kwargs = parse_model_kwargs(model_kwargs)
   return entry.build_tiny(**kwargs) if tiny else entry.build(**kwargs)
 

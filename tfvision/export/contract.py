@@ -7,7 +7,8 @@ internally (DESIGN.md, "Input convention"). Their raw outputs are:
 - classification: a [B, num_classes] tensor of logits (or a dict holding "logits");
 - semantic: a dict holding "semantic_logits" [B, h, w, num_classes] (a bare 4-D tensor
   is accepted too); h, w may be smaller than the input (any stride): the exporter
-  resizes to the input image's size;
+  resizes to the input image's size, once, with aligned corners (deeplab2's and the
+  models' own convention; offsets rescaled by (out - 1) / (in - 1));
 - panoptic: a dict holding "semantic_logits" [B, h, w, num_classes], "center_heatmap"
   [B, h, w, 1] (or [B, h, w]) and "offsets" [B, h, w, 2] ((dy, dx) in pixels of the
   h x w grid, pointing from each pixel to its instance centre), all at one resolution.
@@ -124,6 +125,40 @@ def raw_outputs(outputs, task) -> Dict[str, tf.Tensor]:
     raise ValueError(f"offsets must have 2 channels (dy, dx), received offsets "
                      f"shape={result[OFFSETS].shape}")
   return result
+
+
+def prediction_grid_view(model):
+  """The model with its last upsampling of dense predictions removed, when it has one.
+
+  tfvision's dense models end by upsampling their stride-4 predictions to the input
+  size (`ResizeToMatch`, corners aligned). Serving restores predictions to each
+  image's original size, so it takes them before that upsampling and resizes once
+  (`restore_prediction`): at the input size that is exactly the model's own output, at
+  another size one resize instead of two. Other models are returned unchanged.
+  """
+  from tfvision.layers.resize import ResizeToMatch  # pylint: disable=import-outside-toplevel
+  if not getattr(model, "_is_graph_network", False):
+    return model
+
+  def _before_upsampling(tensor):
+    layer = tensor._keras_history.layer  # pylint: disable=protected-access
+    return layer.input[0] if isinstance(layer, ResizeToMatch) else tensor
+
+  outputs = tf.nest.map_structure(_before_upsampling, model.output)
+  if all(a is b for a, b in zip(tf.nest.flatten(outputs), tf.nest.flatten(model.output))):
+    return model
+  import tf_keras  # pylint: disable=import-outside-toplevel
+  return tf_keras.Model(model.inputs, outputs, name=f"{model.name}_prediction_grid")
+
+
+def restore_prediction(value, size, offsets=False):
+  """Resizes one [h, w, C] prediction to `size` (H, W), corners aligned (the models' own
+  upsampling); offsets are rescaled to the new grid first, as `ResizeToMatch` does."""
+  from tfvision.layers.resize import rescale_offsets, resize_align_corners  # pylint: disable=import-outside-toplevel
+  value = value[None]
+  if offsets:
+    value = rescale_offsets(value, tf.unstack(tf.shape(value)[1:3]), tf.unstack(size))
+  return resize_align_corners(value, size)[0]
 
 
 def normalize_input_size(input_size) -> Optional[Tuple[int, int]]:

@@ -29,9 +29,11 @@ is given; without one, the model runs at each batch's own size (then the images 
   its class-agnostic instance index (0 for stuff), `panoptic_map` is
   `semantic * label_divisor + instance-within-class`.
 
-Dense outputs are restored to each image's original size: the raw predictions are
-resized bilinearly to it (offsets rescaled to its pixels) before the argmax and the
-panoptic post-processing, as deeplab2 resizes predictions before post-processing
+Dense outputs are restored to each image's original size, resized once: the model's
+predictions are taken before its own final upsampling (`contract.prediction_grid_view`)
+and resized bilinearly, corners aligned as the models upsample, straight to the image's
+size (offsets rescaled to its pixels), before the argmax and the panoptic
+post-processing, as deeplab2 resizes predictions before post-processing
 (`model/deeplab.py`, `_resize_predictions`). When the images of one request differ in
 size, maps are padded at the bottom / right to the largest (float outputs with 0, integer
 maps with -1) and `image_size` gives each image's valid (height, width).
@@ -197,15 +199,8 @@ class ServingComputation:
 
     def _restore(args):
       outputs, size = args
-      restored = {}
-      for key, value in outputs.items():
-        grid = tf.shape(value)[:2]
-        value = tf.image.resize(value[None], size, method="bilinear")[0]
-        if key == contract.OFFSETS:
-          # Offsets are in pixels of their own grid: rescale them to the new one.
-          scale = tf.cast(size, tf.float32) / tf.cast(grid, tf.float32)
-          value = value * scale
-        restored[key] = value
+      restored = {key: contract.restore_prediction(value, size, key == contract.OFFSETS)
+                  for key, value in outputs.items()}
       logits = restored[contract.SEMANTIC_LOGITS]
       result = {"semantic_probs": tf.nn.softmax(logits, axis=-1)}
       if panoptic:
@@ -279,7 +274,7 @@ class ServingModule(vision_export_base.ExportModule):
     size = list(spec.input_size) if spec.input_size else [None, None]
     super().__init__(params=None, batch_size=batch_size, input_image_size=size,
                      input_type="image_tensor", num_channels=3,
-                     model=_ModelVariables(model))
+                     model=_ModelVariables(contract.prediction_grid_view(model)))
     self.computation = ServingComputation(self.inference_step, spec, postprocess_fn)
 
   def _decode_image(self, encoded_image_bytes):

@@ -232,7 +232,8 @@ def verify_saved_model(saved_model_dir: str, model, images, *,
                          "post-processing: pass the same function, received "
                          "postprocess_fn=None")
       postprocess = serving.postprocess_from_settings(settings)
-  computation = serving.ServingComputation(lambda x: model(x, training=False), spec,
+  view = contract.prediction_grid_view(model)
+  computation = serving.ServingComputation(lambda x: view(x, training=False), spec,
                                            postprocess)
   # Graph mode for speed (the per-image map_fn of dense outputs is slow eagerly); the
   # Keras side is still the in-memory model object and its variables.
@@ -344,8 +345,9 @@ def verify_tflite(tflite_model, model, images, *, labels=None, num_threads: int 
 
 
 def _dense_maps(raw, size):
-  """Argmax class map of semantic logits resized (bilinear) to the image size."""
-  logits = tf.image.resize(raw[contract.SEMANTIC_LOGITS], size, method="bilinear")
+  """Argmax class map of semantic logits restored to the image size (as serving does)."""
+  logits = tf.map_fn(lambda value: contract.restore_prediction(value, size),
+                     tf.constant(raw[contract.SEMANTIC_LOGITS]))
   return {contract.SEMANTIC_MAP: tf.argmax(logits, -1, output_type=tf.int32).numpy()}
 
 

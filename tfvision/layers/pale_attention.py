@@ -56,6 +56,7 @@ The softmax runs in float32 under mixed precision.
 import tensorflow as tf
 import tf_keras
 
+from tfvision.layers.conv import make_norm
 from tfvision.utils import validation
 
 MODES = ("parallel", "sequential", "vanilla", "axial", "cross_shaped")
@@ -471,22 +472,23 @@ class SeparableConvProjection(tf_keras.layers.Layer):
   Args:
     filters: output channels.
     use_bias: bias of the pointwise projection (CvT-13 `QKV_BIAS: True`).
+    norm: "batch" or "sync_batch" (synchronized across replicas).
     norm_momentum, norm_epsilon: BatchNorm settings (PyTorch defaults: 0.9, 1e-5).
   Input: [B, H, W, C_in]; output: [B, H, W, filters].
   """
 
-  def __init__(self, filters, use_bias=True, norm_momentum=0.9, norm_epsilon=1e-5,
-               **kwargs):
+  def __init__(self, filters, use_bias=True, norm="batch", norm_momentum=0.9,
+               norm_epsilon=1e-5, **kwargs):
     super().__init__(**kwargs)
     self.filters = validation.check_positive("filters", filters, integer=True)
     self.use_bias = bool(use_bias)
+    self.norm = validation.check_in("norm", norm, ("batch", "sync_batch"))
     self.norm_momentum = validation.check_probability("norm_momentum", norm_momentum)
     self.norm_epsilon = validation.check_positive("norm_epsilon", norm_epsilon)
     self.depthwise = tf_keras.layers.DepthwiseConv2D(
         3, padding="same", use_bias=False, depthwise_initializer=_depthwise_initializer(),
         name="depthwise")
-    self.bn = tf_keras.layers.BatchNormalization(
-        momentum=norm_momentum, epsilon=norm_epsilon, name="bn")
+    self.bn = make_norm(norm, norm_momentum, norm_epsilon, name="bn")
     self.pointwise = linear(filters, use_bias=use_bias, name="pointwise")
 
   def call(self, inputs, training=None):
@@ -497,7 +499,7 @@ class SeparableConvProjection(tf_keras.layers.Layer):
 
   def get_config(self):
     config = super().get_config()
-    config.update(filters=self.filters, use_bias=self.use_bias,
+    config.update(filters=self.filters, use_bias=self.use_bias, norm=self.norm,
                   norm_momentum=self.norm_momentum, norm_epsilon=self.norm_epsilon)
     return config
 
@@ -550,12 +552,13 @@ class PaleShapedAttention(tf_keras.layers.Layer):
       "cross_shaped" (module docstring).
     sequential_direction: "row" or "column", used by mode "sequential".
     qkv_bias: bias of the q/k/v pointwise projections (CvT, CSWin: True).
+    norm: the projections' BatchNorm kind ("batch" or "sync_batch").
     norm_momentum, norm_epsilon: the projections' BatchNorm (PyTorch defaults).
   Input: [B, H, W, C_in] (any H, W); output: [B, H, W, channels].
   """
 
   def __init__(self, channels, num_heads, pale_size=7, mode="parallel",
-               sequential_direction="row", qkv_bias=True, norm_momentum=0.9,
+               sequential_direction="row", qkv_bias=True, norm="batch", norm_momentum=0.9,
                norm_epsilon=1e-5, **kwargs):
     super().__init__(**kwargs)
     check_heads(channels, num_heads, mode)
@@ -568,9 +571,10 @@ class PaleShapedAttention(tf_keras.layers.Layer):
     self.sequential_direction = validation.check_in(
         "sequential_direction", sequential_direction, DIRECTIONS)
     self.qkv_bias = bool(qkv_bias)
+    self.norm = norm
     self.norm_momentum = norm_momentum
     self.norm_epsilon = norm_epsilon
-    projection = dict(use_bias=qkv_bias, norm_momentum=norm_momentum,
+    projection = dict(use_bias=qkv_bias, norm=norm, norm_momentum=norm_momentum,
                       norm_epsilon=norm_epsilon)
     self.query = SeparableConvProjection(channels, name="query", **projection)
     self.key = SeparableConvProjection(channels, name="key", **projection)
@@ -596,5 +600,6 @@ class PaleShapedAttention(tf_keras.layers.Layer):
     config.update(channels=self.channels, num_heads=self.num_heads,
                   pale_size=self.pale_size, mode=self.mode,
                   sequential_direction=self.sequential_direction, qkv_bias=self.qkv_bias,
-                  norm_momentum=self.norm_momentum, norm_epsilon=self.norm_epsilon)
+                  norm=self.norm, norm_momentum=self.norm_momentum,
+                  norm_epsilon=self.norm_epsilon)
     return config

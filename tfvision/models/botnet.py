@@ -42,20 +42,21 @@ Where the paper is silent we follow the authors' code (the BoT gist
 Inputs are pixels in [0, 255], normalised inside with the ImageNet mean and standard
 deviation (the TPU ResNet / detection input pipelines of the paper's codebase).
 """
+import dataclasses
 import math
+import typing
+from typing import Optional
 
 import tf_keras
 
 from tfvision.blocks.bottleneck_transformer import (BottleneckTransformerBlock,
                                                     ResNetBottleneckBlock)
-from tfvision.layers.activations import get_activation
 from tfvision.layers.conv import ConvNormAct
-from tfvision.layers.preprocessing import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
 from tfvision.layers.regularization import linear_drop_path_rates
 from tfvision.layers.relative_attention import POSITION_ENCODINGS
 from tfvision.models.base import VisionModel
-from tfvision.models.registry import register_model
-from tfvision.utils import validation
+from tfvision.models.registry import Preset, preset_constructor, register_presets
+from tfvision.models.spec import Spec, arg
 
 # Bottleneck blocks per stage (c2, c3, c4, c5); depth = 3 * sum + 2.
 # 50/101/152: He et al. 2016; 200: He et al. 2016b (Model Garden's model_id 200);
@@ -72,7 +73,6 @@ BLOCK_LAYOUTS = {
 }
 OUTPUT_STRIDES = (16, 32)
 SE_RATIO_SCALED = 0.0625  # the authors' script, `se_ratio = 0.0625 if use_se`
-NORMS = ("batch", "sync_batch", None)
 
 
 def stage_plan(depth, output_stride=32, drop_path_rate=0.0):
@@ -99,47 +99,81 @@ def stage_plan(depth, output_stride=32, drop_path_rate=0.0):
   return plan
 
 
+@dataclasses.dataclass
+class ResNetSpec(Spec):
+  """The architecture of a ResNet (v1.5), BoTNet's baseline."""
+  FAMILY: typing.ClassVar[str] = "botnet"
+  depth: int = arg(50, "one of BLOCK_LAYOUTS (50, 101, 152, 200; 59, 77, 110, 128)",
+                   choices=tuple(BLOCK_LAYOUTS))
+  se_ratio: float = arg(0.0, "squeeze-excitation ratio in every block (SE-ResNet); 0 "
+                        "disables", minimum=0.0)
+  base_width: int = arg(64, "stem width and c2 bottleneck width (64; the tiny test "
+                        "models narrow it)", positive=True)
+  output_stride: int = arg(32, "stride of endpoint '5' (ResNet has no atrous stages)",
+                           choices=(32,))
+  drop_path_rate: float = arg(0.0, "stochastic depth, rising linearly to this over the "
+                              "blocks", probability=True)
+
+
+@dataclasses.dataclass
+class BoTNetSpec(ResNetSpec):
+  """The architecture of BoTNet: a ResNet whose c5 blocks are Bottleneck Transformers."""
+  output_stride: int = arg(32, "32 (BoTNet: the first c5 block pools 2x2 after "
+                           "attention) or 16 (BoTNet-S1, Sec. 4.7.1: c5 at stride 1)",
+                           choices=OUTPUT_STRIDES)
+  num_heads: int = arg(4, "heads of each MHSA layer (Fig. 4: 4); must divide 8 * "
+                       "base_width", positive=True)
+  position_encoding: Optional[str] = arg(
+      "relative", "'relative' (the paper), 'absolute' or None (content only); Table 4",
+      choices=POSITION_ENCODINGS, nullable=True)
+  content_logits: bool = arg(True, "False keeps only the q r^T term (Table 4's "
+                             "position-only row)")
+  max_input_size: int = arg(1024, "with input_shape=None, the largest input side the "
+                            "position tables cover", positive=True)
+  se_in_attention_blocks: bool = arg(True, "also apply SE in the BoT blocks (the "
+                                     "authors' script)")
+
+  def check(self):
+    attention_width = 8 * self.base_width
+    if attention_width % self.num_heads:
+      raise ValueError(f"num_heads must divide the c5 bottleneck width {attention_width} "
+                       f"(8 * base_width), received num_heads={self.num_heads!r}")
+    if not self.content_logits and self.position_encoding is None:
+      raise ValueError("attention needs content or position logits, received "
+                       "content_logits=False with position_encoding=None")
+
+
 class _ResNetFamily(VisionModel):
   """Stem, four bottleneck stages and the shared head; subclasses choose c5's blocks."""
+  POSITIONAL = ("depth",)
+  # The BoTNet gist: BN decay 0.9, epsilon 1e-5.
+  COMMON_DEFAULTS = dict(norm=dict(momentum=0.9, epsilon=1e-5))
+  # Same depth and layout, an 8-wide stem (c5 attention width 64, 16 per head).
+  TINY = dict(base_width=8, num_classes=7)
 
-  def _check_family_args(self, config):
-    self._check_common_args(config)
-    if config["depth"] not in BLOCK_LAYOUTS:
-      raise ValueError(f"depth must be one of {sorted(BLOCK_LAYOUTS)}, received "
-                       f"depth={config['depth']!r}")
-    validation.check_positive("base_width", config["base_width"], integer=True)
-    validation.check_non_negative("se_ratio", config["se_ratio"])
-    validation.check_in("norm", config["norm"], NORMS)
-    validation.check_non_negative("weight_decay", config["weight_decay"])
-    get_activation(config["activation"])
-
-  def _build_network(self, config, output_stride=32):
-    common = dict(norm=config["norm"], norm_momentum=config["norm_momentum"],
-                  norm_epsilon=config["norm_epsilon"], weight_decay=config["weight_decay"])
-    inputs, x = self._make_inputs(config["input_shape"], IMAGENET_MEAN_RGB, IMAGENET_STD_RGB)
-    width = config["base_width"]
-    x = ConvNormAct(width, 7, strides=2, activation=config["activation"], name="stem",
-                    **common)(x)
+  def build_backbone(self, arch, common):
+    layer_settings = dict(common.norm.layer_kwargs(), weight_decay=common.weight_decay)
+    inputs, x = self.image_input(common)
+    x = ConvNormAct(arch.base_width, 7, strides=2, activation=common.activation,
+                    name="stem", **layer_settings)(x)
     # Symmetric max-pool padding (PyTorch / TPU ResNet): zeros equal -inf after ReLU.
     x = tf_keras.layers.ZeroPadding2D(1, name="stem_pool_pad")(x)
     x = tf_keras.layers.MaxPool2D(3, strides=2, name="stem_pool")(x)
     endpoints = {}
-    plan = stage_plan(config["depth"], output_stride, config["drop_path_rate"])
+    plan = stage_plan(arch.depth, arch.output_stride, arch.drop_path_rate)
     for stage_index, stage in enumerate(plan):
-      for block_index, spec in enumerate(stage):
-        block = self._make_block(stage_index, spec, config, common,
-                                 name=f"c{stage_index + 2}_block{block_index + 1}")
-        x = block(x)
+      for block_index, block in enumerate(stage):
+        x = self.make_block(stage_index, block, arch, common, layer_settings,
+                            name=f"c{stage_index + 2}_block{block_index + 1}")(x)
       endpoints[str(stage_index + 2)] = x
-    self._finish(config, inputs, endpoints, "5", config["include_top"],
-                 config["num_classes"], config["pooling"], config["classifier_activation"],
-                 config["dropout_rate"], name=config["name"])
+    return inputs, endpoints
 
-  def _make_block(self, stage_index, spec, config, common, name):
+  def make_block(self, stage_index, block, arch, common, layer_settings, name):
+    del stage_index
     return ResNetBottleneckBlock(
-        config["base_width"] * spec["filters_multiplier"], strides=spec["strides"],
-        se_ratio=config["se_ratio"], drop_path_rate=spec["drop_path_rate"],
-        activation=config["activation"], name=name, **common)
+        arch.base_width * block["filters_multiplier"], strides=block["strides"],
+        se_ratio=arch.se_ratio, drop_path_rate=block["drop_path_rate"],
+        activation=common.activation, name=name, **layer_settings)
 
 
 @tf_keras.utils.register_keras_serializable(package="tfvision")
@@ -148,166 +182,52 @@ class ResNet(_ResNetFamily):
 
   The same layout as Model Garden's `ResNet(model_id)` and torchvision's resnet (equal
   parameter counts and kernel shapes), built from the blocks BoTNet shares so that the
-  two differ only in c5.
-
-  Args:
-    depth: one of BLOCK_LAYOUTS (50, 101, 152, 200, and 59, 77, 110, 128).
-    se_ratio: squeeze-excitation ratio in every block (SE-ResNet); 0 disables.
-    activation: activation name.
-    base_width: stem width and c2 bottleneck width (64); the tiny harness models
-      narrow it.
-    include_top, num_classes, input_shape, pooling, classifier_activation,
-      dropout_rate: the common classification arguments.
-    drop_path_rate: stochastic depth, rising linearly to this over the blocks.
-    norm, norm_momentum, norm_epsilon: normalisation (the BoTNet gist: BN decay 0.9,
-      epsilon 1e-5).
-    weight_decay: L2 weight decay on the kernels.
-    name: model name (default f"resnet{depth}").
-  Output: [B, num_classes] logits, or endpoints "2".."5" at strides 4..32.
+  two differ only in c5. Endpoints "2".."5" are c2..c5 (strides 4..32). The name
+  defaults to f"resnet{depth}".
   """
+  ARCH = ResNetSpec
 
-  def __init__(self, depth=50, se_ratio=0.0, activation="relu", base_width=64,
-               include_top=True, num_classes=1000, input_shape=None, pooling="avg",
-               classifier_activation=None, drop_path_rate=0.0, dropout_rate=0.0,
-               norm="batch", norm_momentum=0.9, norm_epsilon=1e-5, weight_decay=0.0,
-               name=None, **kwargs):
-    config = dict(
-        depth=depth, se_ratio=se_ratio, activation=activation, base_width=base_width,
-        include_top=include_top, num_classes=num_classes,
-        input_shape=None if input_shape is None else list(input_shape), pooling=pooling,
-        classifier_activation=classifier_activation, drop_path_rate=drop_path_rate,
-        dropout_rate=dropout_rate, norm=norm, norm_momentum=norm_momentum,
-        norm_epsilon=norm_epsilon, weight_decay=weight_decay,
-        name=name or f"resnet{depth}")
-    config.update(kwargs)
-    self._check_family_args(config)
-    self._build_network(config)
+  @classmethod
+  def default_name(cls, arch):
+    return f"resnet{arch.depth}"
 
 
 @tf_keras.utils.register_keras_serializable(package="tfvision")
 class BoTNet(_ResNetFamily):
   """BoTNet: a ResNet whose c5 blocks are Bottleneck Transformer blocks (botnet.md).
 
-  Args:
-    depth: one of BLOCK_LAYOUTS (the paper: 50, 101, 152, 200; S1: 50, 59, 77, 110,
-      128).
-    output_stride: 32 (BoTNet: the first c5 block pools 2x2 after attention) or 16
-      (BoTNet-S1, Sec. 4.7.1: c5 at stride 1, endpoint "5" at stride 16).
-    num_heads: heads of each MHSA layer (Fig. 4: 4); must divide 8 * base_width.
-    position_encoding: "relative" (the paper), "absolute" or None (content only);
-      Table 4 ablations.
-    content_logits: False keeps only the q r^T term (Table 4's position-only row).
-    max_input_size: with `input_shape=None`, the largest input side the position
-      tables cover (each MHSA layer covers ceil(max_input_size / its stride)); with a
-      static input_shape the tables fit that size exactly.
-    se_ratio: squeeze-excitation ratio (the scaled T3..T7 family: 0.0625); 0 disables.
-    se_in_attention_blocks: also apply SE in the BoT blocks (the authors' script).
-    Other arguments as ResNet. name defaults to f"botnet{depth}" (S1:
-    f"botnet_s1_{depth}").
-  Output: [B, num_classes] logits, or endpoints "2".."5" (stride 4, 8, 16, 32; "5" at
-  16 when output_stride=16).
+  Endpoints "2".."5" are c2..c5 (strides 4, 8, 16, 32; "5" at 16 with
+  output_stride=16). The name defaults to f"botnet{depth}" (S1: f"botnet_s1_{depth}").
   """
+  ARCH = BoTNetSpec
 
-  def __init__(self, depth=50, output_stride=32, num_heads=4,
-               position_encoding="relative", content_logits=True, max_input_size=1024,
-               se_ratio=0.0, se_in_attention_blocks=True, activation="relu",
-               base_width=64, include_top=True, num_classes=1000, input_shape=None,
-               pooling="avg", classifier_activation=None, drop_path_rate=0.0,
-               dropout_rate=0.0, norm="batch", norm_momentum=0.9, norm_epsilon=1e-5,
-               weight_decay=0.0, name=None, **kwargs):
-    default_name = f"botnet{depth}" if output_stride == 32 else f"botnet_s1_{depth}"
-    config = dict(
-        depth=depth, output_stride=output_stride, num_heads=num_heads,
-        position_encoding=position_encoding, content_logits=content_logits,
-        max_input_size=max_input_size, se_ratio=se_ratio,
-        se_in_attention_blocks=se_in_attention_blocks, activation=activation,
-        base_width=base_width, include_top=include_top, num_classes=num_classes,
-        input_shape=None if input_shape is None else list(input_shape), pooling=pooling,
-        classifier_activation=classifier_activation, drop_path_rate=drop_path_rate,
-        dropout_rate=dropout_rate, norm=norm, norm_momentum=norm_momentum,
-        norm_epsilon=norm_epsilon, weight_decay=weight_decay,
-        name=name or default_name)
-    config.update(kwargs)
-    self._check_family_args(config)
-    validation.check_in("output_stride", output_stride, OUTPUT_STRIDES)
-    validation.check_positive("num_heads", num_heads, integer=True)
-    attention_width = 8 * config["base_width"]
-    if attention_width % num_heads:
-      raise ValueError(f"num_heads must divide the c5 bottleneck width {attention_width} "
-                       f"(8 * base_width), received num_heads={num_heads!r}")
-    validation.check_in("position_encoding", position_encoding, POSITION_ENCODINGS)
-    if not content_logits and position_encoding is None:
-      raise ValueError("attention needs content or position logits, received "
-                       "content_logits=False with position_encoding=None")
-    validation.check_positive("max_input_size", max_input_size, integer=True)
-    self._build_network(config, output_stride)
+  @classmethod
+  def default_name(cls, arch):
+    return f"botnet{arch.depth}" if arch.output_stride == 32 else f"botnet_s1_{arch.depth}"
 
-  def _attention_max_size(self, config, input_stride):
+  @staticmethod
+  def _attention_max_size(arch, common, input_stride):
     """Position-table extent (rows, cols) for a block whose input has `input_stride`."""
-    shape = config["input_shape"] or (None, None, 3)
-    return tuple(math.ceil((side or config["max_input_size"]) / input_stride)
+    shape = common.input_shape or (None, None, 3)
+    return tuple(math.ceil((side or arch.max_input_size) / input_stride)
                  for side in shape[:2])
 
-  def _make_block(self, stage_index, spec, config, common, name):
+  def make_block(self, stage_index, block, arch, common, layer_settings, name):
     if stage_index < 3:
-      return super()._make_block(stage_index, spec, config, common, name)
-    se_ratio = config["se_ratio"] if config["se_in_attention_blocks"] else 0.0
+      return super().make_block(stage_index, block, arch, common, layer_settings, name)
+    se_ratio = arch.se_ratio if arch.se_in_attention_blocks else 0.0
     return BottleneckTransformerBlock(
-        config["base_width"] * spec["filters_multiplier"], strides=spec["strides"],
-        num_heads=config["num_heads"],
-        max_size=self._attention_max_size(config, spec["input_stride"]),
-        position_encoding=config["position_encoding"],
-        content_logits=config["content_logits"], se_ratio=se_ratio,
-        drop_path_rate=spec["drop_path_rate"], activation=config["activation"],
-        name=name, **common)
-
-
-def ResNet50(**kwargs):
-  """ResNet-50 (botnet.md Table 1 baseline: 25.5M parameters)."""
-  return ResNet(depth=50, **kwargs)
-
-
-def ResNet101(**kwargs):
-  """ResNet-101 (botnet.md Table 5 baseline)."""
-  return ResNet(depth=101, **kwargs)
-
-
-def ResNet152(**kwargs):
-  """ResNet-152 (botnet.md Table 5 baseline)."""
-  return ResNet(depth=152, **kwargs)
-
-
-def ResNet200(**kwargs):
-  """ResNet-200 (blocks 3, 24, 36, 3; the BoT200 baseline of Table 8)."""
-  return ResNet(depth=200, **kwargs)
-
-
-def BoTNet50(**kwargs):
-  """BoTNet-50 (botnet.md Table 1: 20.8M parameters)."""
-  return BoTNet(depth=50, **kwargs)
-
-
-def BoTNet101(**kwargs):
-  """BoTNet-101 (botnet.md Table 5)."""
-  return BoTNet(depth=101, **kwargs)
-
-
-def BoTNet152(**kwargs):
-  """BoTNet-152 (botnet.md Tables 5, 8)."""
-  return BoTNet(depth=152, **kwargs)
-
-
-def BoTNet200(**kwargs):
-  """BoTNet-200 (botnet.md Table 8: 49.7 AP^bb at 1280)."""
-  return BoTNet(depth=200, **kwargs)
+        arch.base_width * block["filters_multiplier"], strides=block["strides"],
+        num_heads=arch.num_heads,
+        max_size=self._attention_max_size(arch, common, block["input_stride"]),
+        position_encoding=arch.position_encoding, content_logits=arch.content_logits,
+        se_ratio=se_ratio, drop_path_rate=block["drop_path_rate"],
+        activation=common.activation, name=name, **layer_settings)
 
 
 def BoTNetS1(depth=50, **kwargs):
   """BoTNet-S1-`depth` (botnet.md Sec. 4.7.1): c5 at stride 1, no SE unless given."""
-  if depth not in BLOCK_LAYOUTS:
-    raise ValueError(f"depth must be one of {sorted(BLOCK_LAYOUTS)}, received "
-                     f"depth={depth!r}")
-  return BoTNet(depth=depth, output_stride=16, **kwargs)
+  return BoTNet(depth, output_stride=16, **kwargs)
 
 
 # The scaled family (botnet.md Sec. 4.7.4, Fig. 5): (depth, training image side).
@@ -319,54 +239,46 @@ SCALED_FAMILY = {
     "t7": (128, 384),
 }
 
+PRESETS = register_presets(
+    *(Preset(f"resnet{depth}", ResNet, fixed=dict(depth=depth),
+             source="botnet.md Tables 1, 5 (ResNet baseline)")
+      for depth in (50, 101, 152, 200)),
+    *(Preset(f"botnet{depth}", BoTNet, fixed=dict(depth=depth),
+             source="botnet.md Table 1, Table 5, Table 8")
+      for depth in (50, 101, 152, 200)),
+    Preset("botnet_s1_50", BoTNet, fixed=dict(depth=50, output_stride=16),
+           source="botnet.md Sec. 4.7.1, Table 9"),
+    *(Preset(f"botnet_{variant}", BoTNet,
+             fixed=dict(depth=depth, output_stride=16, se_ratio=SE_RATIO_SCALED),
+             default_size=size,
+             source=f"botnet.md Sec. 4.7.4 / authors' script: S1-{depth} at {size}")
+      for variant, (depth, size) in SCALED_FAMILY.items()))
 
-def _scaled(variant, **kwargs):
-  depth, _ = SCALED_FAMILY[variant]
-  params = dict(se_ratio=SE_RATIO_SCALED, name=f"botnet_{variant}")
-  params.update(kwargs)
-  return BoTNetS1(depth, **params)
-
-
-def BoTNetT3(**kwargs):
-  """T3 = BoTNet-S1-59 with SE 0.0625, trained at 224 (33.5M / 7.3G in the paper)."""
-  return _scaled("t3", **kwargs)
-
-
-def BoTNetT4(**kwargs):
-  """T4 = BoTNet-S1-110 with SE 0.0625, trained at 224."""
-  return _scaled("t4", **kwargs)
-
-
-def BoTNetT5(**kwargs):
-  """T5 = BoTNet-S1-128 with SE 0.0625, trained at 256."""
-  return _scaled("t5", **kwargs)
-
-
-def BoTNetT6(**kwargs):
-  """T6 = BoTNet-S1-77 with SE 0.0625, trained at 320."""
-  return _scaled("t6", **kwargs)
-
-
-def BoTNetT7(**kwargs):
-  """T7 = BoTNet-S1-128 with SE 0.0625, trained at 384 (84.7% top-1)."""
-  return _scaled("t7", **kwargs)
-
-
-# Tiny configurations: same depth and layout, an 8-wide stem (c5 attention width 64,
-# 16 per head).
-_TINY = dict(base_width=8, num_classes=7)
-
-for _depth, _builder in ((50, ResNet50), (101, ResNet101), (152, ResNet152),
-                         (200, ResNet200)):
-  register_model(f"resnet{_depth}", _builder, family="botnet", tiny=_TINY,
-                 paper="botnet.md Tables 1, 5 (ResNet baseline)")
-for _depth, _builder in ((50, BoTNet50), (101, BoTNet101), (152, BoTNet152),
-                         (200, BoTNet200)):
-  register_model(f"botnet{_depth}", _builder, family="botnet", tiny=_TINY,
-                 paper="botnet.md Table 1, Table 5, Table 8")
-register_model("botnet_s1_50", BoTNetS1, defaults=dict(depth=50), family="botnet",
-               tiny=_TINY, paper="botnet.md Sec. 4.7.1, Table 9")
-for _variant, (_depth, _size) in SCALED_FAMILY.items():
-  register_model(f"botnet_{_variant}", _scaled, defaults=dict(variant=_variant),
-                 family="botnet", default_size=_size, tiny=_TINY,
-                 paper=f"botnet.md Sec. 4.7.4 / authors' script: S1-{_depth} at {_size}")
+ResNet50 = preset_constructor("resnet50", "ResNet50",
+                              "ResNet-50 (botnet.md Table 1 baseline: 25.5M parameters).")
+ResNet101 = preset_constructor("resnet101", "ResNet101",
+                               "ResNet-101 (botnet.md Table 5 baseline).")
+ResNet152 = preset_constructor("resnet152", "ResNet152",
+                               "ResNet-152 (botnet.md Table 5 baseline).")
+ResNet200 = preset_constructor(
+    "resnet200", "ResNet200", "ResNet-200 (blocks 3, 24, 36, 3; the BoT200 baseline of "
+    "Table 8).")
+BoTNet50 = preset_constructor("botnet50", "BoTNet50",
+                              "BoTNet-50 (botnet.md Table 1: 20.8M parameters).")
+BoTNet101 = preset_constructor("botnet101", "BoTNet101", "BoTNet-101 (botnet.md Table 5).")
+BoTNet152 = preset_constructor("botnet152", "BoTNet152",
+                               "BoTNet-152 (botnet.md Tables 5, 8).")
+BoTNet200 = preset_constructor("botnet200", "BoTNet200",
+                               "BoTNet-200 (botnet.md Table 8: 49.7 AP^bb at 1280).")
+BoTNetT3 = preset_constructor(
+    "botnet_t3", "BoTNetT3",
+    "T3 = BoTNet-S1-59 with SE 0.0625, trained at 224 (33.5M / 7.3G in the paper).")
+BoTNetT4 = preset_constructor("botnet_t4", "BoTNetT4",
+                              "T4 = BoTNet-S1-110 with SE 0.0625, trained at 224.")
+BoTNetT5 = preset_constructor("botnet_t5", "BoTNetT5",
+                              "T5 = BoTNet-S1-128 with SE 0.0625, trained at 256.")
+BoTNetT6 = preset_constructor("botnet_t6", "BoTNetT6",
+                              "T6 = BoTNet-S1-77 with SE 0.0625, trained at 320.")
+BoTNetT7 = preset_constructor(
+    "botnet_t7", "BoTNetT7", "T7 = BoTNet-S1-128 with SE 0.0625, trained at 384 (84.7% "
+    "top-1).")

@@ -23,10 +23,12 @@ where it is silent the works it follows decided, and each choice is named here:
    projections momentum 0.9 (PyTorch 0.1), epsilon 1e-5.
 6. Stochastic depth: linear ramp from 0 over all 22 blocks to 0.1 / 0.3 / 0.5 for
    T / S / B (appendix; Swin's and CSWin's `torch.linspace(0, rate, sum(depths))`).
-7. Dense-prediction endpoints (`include_top=False`): "2".."4" are the stage outputs
-   after a LayerNorm each and "5" is the final LayerNorm's output, as CSWin's
-   segmentation backbone (`norm1`..`norm4`) that the paper's ADE20K / COCO settings
-   follow; the classifier uses the same final LayerNorm.
+7. Endpoints are the same with and without the classifier (every tfvision family):
+   "2".."4" are the outputs of stages 1-3 and "5" the final LayerNorm's output (the
+   classifier's input). CSWin's segmentation backbone, which the paper's ADE20K / COCO
+   settings follow, adds a LayerNorm on each of the four outputs (`norm1`..`norm4`),
+   created for the dense model only; tfvision's dense heads start with conv + BN on
+   each feature, and an ImageNet checkpoint initialises the whole backbone.
 8. Inputs in [0, 255] are normalised with the ImageNet mean / std (timm's defaults,
    which CSWin's and CvT's pipelines use).
 9. Linear layers trunc_normal(0.02) with zero bias (CSWin `_init_weights`); convs keep
@@ -40,16 +42,19 @@ is what supports readings 1-4: q/k/v projections per branch (C/2 -> C/2) would g
 Pale-T 19.3M parameters, no output projection 20.1M, a linear q/k/v would miss Eq. 13's
 27hwc and the stride-2 keys of CvT would cut Eq. 14's attention cost by 4.
 """
+import dataclasses
+import typing
+from typing import List, Union
+
 import tf_keras
 
 from tfvision.blocks.pale import (LAYER_NORM_EPSILON, OverlappingPatchMerging,
                                   PaleTransformerBlock)
 from tfvision.layers.pale_attention import MODES, check_heads, check_pale_size
-from tfvision.layers.preprocessing import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
 from tfvision.layers.regularization import linear_drop_path_rates
 from tfvision.models.base import VisionModel
-from tfvision.models.registry import register_model
-from tfvision.utils import validation
+from tfvision.models.registry import Preset, preset_constructor, register_presets
+from tfvision.models.spec import Spec, arg
 
 NUM_STAGES = 4
 # Sec. "Overall Architecture": 7x7 stride 4 before stage 1, 3x3 stride 2 before the
@@ -57,155 +62,105 @@ NUM_STAGES = 4
 _MERGING = ((7, 4, 2), (3, 2, 1), (3, 2, 1), (3, 2, 1))
 
 
-def _check_stage_ints(name, value, allow_scalar=False):
-  """A positive int (when `allow_scalar`) or NUM_STAGES positive ints -> list of ints."""
-  if allow_scalar and not isinstance(value, (list, tuple)):
-    value = [value] * NUM_STAGES
-  if not isinstance(value, (list, tuple)) or len(value) != NUM_STAGES:
-    raise ValueError(f"{name} must be {'an integer or ' if allow_scalar else ''}"
-                     f"{NUM_STAGES} positive integers (one per stage), received "
-                     f"{name}={value!r}")
-  for item in value:
-    if isinstance(item, bool) or not isinstance(item, int) or item < 1:
-      raise ValueError(f"{name} must hold positive integers, received {name}={value!r}")
-  return list(value)
+@dataclasses.dataclass
+class PaleTransformerSpec(Spec):
+  """The architecture of a Pale Transformer (pale-transformer.md Table 1)."""
+  FAMILY: typing.ClassVar[str] = "pale"
+  embed_dim: int = arg(64, "C_1; stage i has C_1 * 2^(i-1) channels (Table 1)",
+                       positive=True)
+  depths: List[int] = arg([2, 2, 16, 2], "blocks per stage (Table 1)", positive=True)
+  num_heads: List[int] = arg([2, 4, 8, 16], "heads per stage (Table 1's H_i)",
+                             positive=True)
+  pale_size: Union[int, List[int]] = arg(7, "pale size S_i: one int or one per stage "
+                                         "(Table 1: 7; Table 7 varies it)", positive=True)
+  mlp_ratio: float = arg(4.0, "MLP expansion (Table 1's R_i)", positive=True)
+  mode: str = arg("parallel", "attention: 'parallel' (the paper's), 'sequential', "
+                  "'vanilla', 'axial' or 'cross_shaped' (Table 8)", choices=MODES)
+  output_stride: int = arg(32, "stride of endpoint '5' (no atrous variant exists)",
+                           choices=(32,))
+  drop_path_rate: float = arg(0.1, "the last block's stochastic depth (linear ramp from "
+                              "0; T / S / B: 0.1 / 0.3 / 0.5)", probability=True)
+  layer_norm_epsilon: float = arg(LAYER_NORM_EPSILON, "LayerNorm epsilon (PyTorch's "
+                                  "1e-5)", positive=True)
+
+  def check(self):
+    for name in ("depths", "num_heads"):
+      if len(getattr(self, name)) != NUM_STAGES:
+        raise ValueError(f"{name} must be {NUM_STAGES} positive integers (one per stage), "
+                         f"received {name}={getattr(self, name)!r}")
+    if isinstance(self.pale_size, list) and len(self.pale_size) != NUM_STAGES:
+      raise ValueError(f"pale_size must be an integer or {NUM_STAGES} integers (one per "
+                       f"stage), received pale_size={self.pale_size!r}")
+    for index, size in enumerate(self.stage_pale_sizes()):
+      check_pale_size(size)
+      check_heads(self.embed_dim * 2 ** index, self.num_heads[index], self.mode)
+
+  def stage_pale_sizes(self):
+    if isinstance(self.pale_size, list):
+      return list(self.pale_size)
+    return [self.pale_size] * NUM_STAGES
 
 
 @tf_keras.utils.register_keras_serializable(package="tfvision")
 class PaleTransformer(VisionModel):
   """Pale Transformer for classification or as a dense-prediction backbone.
 
-  Args:
-    embed_dim: C_1; stage i has C_1 * 2^(i-1) channels (Table 1).
-    depths: blocks per stage (Table 1: [2, 2, 16, 2]).
-    num_heads: heads per stage (Table 1's H_i).
-    pale_size: int or one int per stage (Table 1's S_i = 7; Table 7 varies it).
-    mlp_ratio: MLP expansion (Table 1's R_i = 4).
-    mode: attention mode: "parallel" (the paper's), "sequential" (row / column
-      alternately in consecutive blocks of a stage, starting with rows), "vanilla",
-      "axial" or "cross_shaped" (Table 8; tfvision/layers/pale_attention.py).
-    include_top: attach the classification head; False returns endpoints "2".."5".
-    num_classes: classifier width.
-    input_shape: (H, W, 3) or None for any size (pales are padded as needed).
-    pooling: "avg" (the paper's) or "max" pooling in the head.
-    classifier_activation: None (logits) or an activation name.
-    drop_path_rate: the last block's stochastic depth (linear ramp from 0).
-    dropout_rate: dropout before the classifier.
-    layer_norm_epsilon: LayerNorm epsilon (PyTorch's 1e-5).
-    name: model name.
+  Any input size works (pales are padded as needed). `activation` is the MLP's (GELU);
+  `norm` is the BatchNorm of the q/k/v projections (PyTorch's defaults).
   """
+  ARCH = PaleTransformerSpec
+  COMMON_DEFAULTS = dict(norm=dict(momentum=0.9, epsilon=1e-5), activation="gelu")
+  DEFAULT_NAME = "pale_transformer"
+  # The same layout (four stages, parallel pale attention, patch merging, CPE, MLP) with
+  # 16 channels at stage 1, 2 heads per stage and pale size 3, so that every stage of a
+  # 64x64 input (16, 8, 4, 2 tokens per side) needs padding. Two blocks per stage
+  # instead of [2, 2, 16, 2]: stage 3's sixteen blocks are copies of one layout, and with
+  # all 22 the harness's graph-heavy checks (XLA, SavedModel, TFLite, the distributed
+  # step) took over 20 minutes of the 2-core CI machine (5.5 with 8 blocks).
+  TINY = dict(embed_dim=16, depths=[2, 2, 2, 2], num_heads=[2, 2, 2, 2], pale_size=3,
+              num_classes=7)
 
-  def __init__(self, embed_dim=64, depths=(2, 2, 16, 2), num_heads=(2, 4, 8, 16),
-               pale_size=7, mlp_ratio=4.0, mode="parallel", include_top=True,
-               num_classes=1000, input_shape=None, pooling="avg",
-               classifier_activation=None, drop_path_rate=0.1, dropout_rate=0.0,
-               layer_norm_epsilon=LAYER_NORM_EPSILON, name="pale_transformer", **kwargs):
-    config = dict(
-        embed_dim=embed_dim, depths=list(depths) if isinstance(depths, tuple) else depths,
-        num_heads=list(num_heads) if isinstance(num_heads, tuple) else num_heads,
-        pale_size=list(pale_size) if isinstance(pale_size, tuple) else pale_size,
-        mlp_ratio=mlp_ratio, mode=mode, include_top=include_top, num_classes=num_classes,
-        input_shape=None if input_shape is None else list(input_shape), pooling=pooling,
-        classifier_activation=classifier_activation, drop_path_rate=drop_path_rate,
-        dropout_rate=dropout_rate, layer_norm_epsilon=layer_norm_epsilon, name=name)
-    config.update(kwargs)
-    stages = self._validate_and_plan(config)
-
-    inputs, x = self._make_inputs(input_shape, IMAGENET_MEAN_RGB, IMAGENET_STD_RGB,
-                                  min_size=3)
+  def build_backbone(self, arch, common):
+    rates = linear_drop_path_rates(arch.drop_path_rate, sum(arch.depths))
+    inputs, x = self.image_input(common, min_size=3)
     endpoints = {}
-    for index, stage in enumerate(stages):
+    start = 0
+    for index, pale_size in enumerate(arch.stage_pale_sizes()):
+      channels = arch.embed_dim * 2 ** index
       kernel, stride, padding = _MERGING[index]
       x = OverlappingPatchMerging(
-          stage["channels"], kernel, stride, padding, layer_norm_epsilon,
+          channels, kernel, stride, padding, arch.layer_norm_epsilon,
           name="patch_embed" if index == 0 else f"merge{index}")(x)
-      for block_index, rate in enumerate(stage["drop_path_rates"]):
+      for block_index in range(arch.depths[index]):
         x = PaleTransformerBlock(
-            stage["channels"], stage["num_heads"], pale_size=stage["pale_size"],
-            mode=mode, sequential_direction="row" if block_index % 2 == 0 else "column",
-            mlp_ratio=mlp_ratio, drop_path_rate=rate, layer_norm_epsilon=layer_norm_epsilon,
-            name=f"stage{index + 1}_block{block_index + 1}")(x)
-      level = str(index + 2)
+            channels, arch.num_heads[index], pale_size=pale_size, mode=arch.mode,
+            sequential_direction="row" if block_index % 2 == 0 else "column",
+            mlp_ratio=arch.mlp_ratio, drop_path_rate=rates[start + block_index],
+            layer_norm_epsilon=arch.layer_norm_epsilon, activation=common.activation,
+            **common.norm.layer_kwargs(), name=f"stage{index + 1}_block{block_index + 1}")(x)
+      start += arch.depths[index]
       if index == NUM_STAGES - 1:
-        endpoints[level] = tf_keras.layers.LayerNormalization(
-            epsilon=layer_norm_epsilon, name="norm")(x)
-      elif not include_top:
-        endpoints[level] = tf_keras.layers.LayerNormalization(
-            epsilon=layer_norm_epsilon, name=f"out_norm{index + 1}")(x)
-      else:
-        endpoints[level] = x
-    self._finish(config, inputs, endpoints, "5", include_top, num_classes, pooling,
-                 classifier_activation, dropout_rate, name=name)
-
-  def _validate_and_plan(self, config):
-    """Checks the arguments; returns per-stage dicts (channels, heads, pale size, rates)."""
-    self._check_common_args(config)
-    validation.check_positive("embed_dim", config["embed_dim"], integer=True)
-    depths = _check_stage_ints("depths", config["depths"])
-    heads = _check_stage_ints("num_heads", config["num_heads"])
-    validation.check_in("mode", config["mode"], MODES)
-    pale_sizes = config["pale_size"]
-    if not isinstance(pale_sizes, (list, tuple)):
-      pale_sizes = [pale_sizes] * NUM_STAGES
-    if len(pale_sizes) != NUM_STAGES:
-      raise ValueError(f"pale_size must be an integer or {NUM_STAGES} of them (one per "
-                       f"stage), received pale_size={config['pale_size']!r}")
-    for size in pale_sizes:
-      if isinstance(size, (list, tuple)):
-        raise ValueError(f"pale_size must be an integer or {NUM_STAGES} integers (one per "
-                         f"stage), received pale_size={config['pale_size']!r}")
-      check_pale_size(size)
-    validation.check_positive("mlp_ratio", config["mlp_ratio"])
-    validation.check_positive("layer_norm_epsilon", config["layer_norm_epsilon"])
-    rates = linear_drop_path_rates(config["drop_path_rate"], sum(depths))
-    stages = []
-    start = 0
-    for index in range(NUM_STAGES):
-      channels = config["embed_dim"] * 2 ** index
-      check_heads(channels, heads[index], config["mode"])
-      stages.append(dict(channels=channels, num_heads=heads[index],
-                         pale_size=pale_sizes[index],
-                         drop_path_rates=rates[start:start + depths[index]]))
-      start += depths[index]
-    return stages
+        x = tf_keras.layers.LayerNormalization(epsilon=arch.layer_norm_epsilon,
+                                               name="norm")(x)
+      endpoints[str(index + 2)] = x
+    return inputs, endpoints
 
 
-def PaleTransformerTiny(**kwargs):
-  """Pale-T (Table 1): C = 64, heads [2, 4, 8, 16], drop path 0.1."""
-  params = dict(embed_dim=64, num_heads=(2, 4, 8, 16), drop_path_rate=0.1,
-                name="pale_tiny")
-  params.update(kwargs)
-  return PaleTransformer(**params)
+PRESETS = register_presets(
+    Preset("pale_tiny", PaleTransformer, fixed=dict(embed_dim=64, num_heads=[2, 4, 8, 16]),
+           defaults=dict(drop_path_rate=0.1), source="pale-transformer.md Table 1 (Pale-T)"),
+    Preset("pale_small", PaleTransformer, fixed=dict(embed_dim=96, num_heads=[2, 4, 8, 16]),
+           defaults=dict(drop_path_rate=0.3), source="pale-transformer.md Table 1 (Pale-S)"),
+    Preset("pale_base", PaleTransformer,
+           fixed=dict(embed_dim=128, num_heads=[4, 8, 16, 32]),
+           defaults=dict(drop_path_rate=0.5), source="pale-transformer.md Table 1 (Pale-B)"))
 
-
-def PaleTransformerSmall(**kwargs):
-  """Pale-S (Table 1): C = 96, heads [2, 4, 8, 16], drop path 0.3."""
-  params = dict(embed_dim=96, num_heads=(2, 4, 8, 16), drop_path_rate=0.3,
-                name="pale_small")
-  params.update(kwargs)
-  return PaleTransformer(**params)
-
-
-def PaleTransformerBase(**kwargs):
-  """Pale-B (Table 1): C = 128, heads [4, 8, 16, 32], drop path 0.5."""
-  params = dict(embed_dim=128, num_heads=(4, 8, 16, 32), drop_path_rate=0.5,
-                name="pale_base")
-  params.update(kwargs)
-  return PaleTransformer(**params)
-
-
-# Tiny configuration: the same layout (four stages, parallel pale attention, patch
-# merging, CPE, MLP) with 16 channels at stage 1, 2 heads per stage and pale size 3, so
-# that every stage of a 64x64 input (16, 8, 4, 2 tokens per side) needs padding. Two
-# blocks per stage instead of [2, 2, 16, 2]: stage 3's sixteen blocks are copies of one
-# layout, and with all 22 the harness's graph-heavy checks (XLA, SavedModel, TFLite, the
-# distributed step) took over 20 minutes of the 2-core CI machine (5.5 with 8 blocks).
-_TINY = dict(embed_dim=16, depths=(2, 2, 2, 2), num_heads=(2, 2, 2, 2), pale_size=3,
-             num_classes=7)
-
-register_model("pale_tiny", PaleTransformerTiny, family="pale", tiny=_TINY,
-               paper="pale-transformer.md Table 1 (Pale-T)")
-register_model("pale_small", PaleTransformerSmall, family="pale", tiny=_TINY,
-               paper="pale-transformer.md Table 1 (Pale-S)")
-register_model("pale_base", PaleTransformerBase, family="pale", tiny=_TINY,
-               paper="pale-transformer.md Table 1 (Pale-B)")
+PaleTransformerTiny = preset_constructor(
+    "pale_tiny", "PaleTransformerTiny", "Pale-T (Table 1): C = 64, heads [2, 4, 8, 16], "
+    "drop path 0.1.")
+PaleTransformerSmall = preset_constructor(
+    "pale_small", "PaleTransformerSmall", "Pale-S (Table 1): C = 96, heads [2, 4, 8, 16], "
+    "drop path 0.3.")
+PaleTransformerBase = preset_constructor(
+    "pale_base", "PaleTransformerBase", "Pale-B (Table 1): C = 128, heads [4, 8, 16, 32], "
+    "drop path 0.5.")

@@ -39,18 +39,21 @@ Inputs are [0, 255] pixels; the backbone normalises them. Outputs are a dict of 
 maps at the input resolution: "semantic_logits" [B, H, W, num_classes], "center_heatmap"
 [B, H, W, 1], "offsets" [B, H, W, 2] ((dy, dx) in pixels).
 """
+import dataclasses
+from typing import List
+
 import tensorflow as tf
 import tf_keras
 
-from tfvision.layers.aspp import (AtrousSpatialPyramidPooling, check_atrous_rates,
-                                  default_atrous_rates)
+from tfvision.layers.aspp import AtrousSpatialPyramidPooling
 from tfvision.layers.conv import ConvNormAct
 from tfvision.layers.resize import ResizeToMatch, resize_align_corners
 from tfvision.layers.separable_conv import SeparableConvNormAct
 from tfvision.losses.panoptic import PanopticDeepLabLoss
-from tfvision.models.dense_backbone import DensePredictionModel
-from tfvision.models.registry import register_model
-from tfvision.models.swidernet import FAST_VARIANTS, variant_name
+from tfvision.models.dense_backbone import AsppSpec, DensePredictionModel
+from tfvision.models.registry import Preset, preset_constructor, register_presets
+from tfvision.models.spec import arg
+from tfvision.models.swidernet import FAST_VARIANTS, SWideRNet, variant_name
 from tfvision.utils import validation
 
 SEPARABLE_CONV = ("all", "decoder", "none")
@@ -222,125 +225,92 @@ class PanopticDeepLabHead(tf_keras.layers.Layer):
     return config
 
 
+@dataclasses.dataclass
+class PanopticDeepLabSpec(AsppSpec):
+  """The decoders and heads of Panoptic-DeepLab (deeplab2's defaults)."""
+  high_level_feature: str = arg("5", "backbone endpoint feeding the ASPPs")
+  low_level_features: List[str] = arg(["3", "2"], "endpoints fused by the decoders, "
+                                      "deepest first")
+  aspp_projection_only: bool = arg(False, "ASPP reduced to its 1x1 projection "
+                                   "(Axial-DeepLab configs)")
+  separable_conv: str = arg("all", "where depthwise-separable convs replace standard "
+                            "ones: 'all', 'decoder' or 'none' (module docstring)",
+                            choices=SEPARABLE_CONV)
+  semantic_aspp_filters: int = arg(256, "semantic ASPP channels", positive=True)
+  semantic_decoder_filters: int = arg(256, "semantic fusion channels", positive=True)
+  semantic_low_level_filters: List[int] = arg([64, 32], "semantic projections, one per "
+                                              "low-level feature", positive=True)
+  semantic_head_filters: int = arg(256, "semantic head conv channels", positive=True)
+  instance_aspp_filters: int = arg(256, "instance ASPP channels", positive=True)
+  instance_decoder_filters: int = arg(128, "instance fusion channels", positive=True)
+  instance_low_level_filters: List[int] = arg([32, 16], "instance projections, one per "
+                                              "low-level feature", positive=True)
+  center_head_filters: int = arg(32, "center head conv channels", positive=True)
+  offset_head_filters: int = arg(32, "offset head conv channels", positive=True)
+  fusion_kernel_size: int = arg(5, "fusion conv kernel (deeplab2: 5)", positive=True)
+  head_kernel_size: int = arg(5, "head conv kernel (deeplab2: 5)", positive=True)
+
+  def check(self):
+    super().check()
+    if not self.low_level_features:
+      raise ValueError(f"low_level_features must name at least one endpoint, received "
+                       f"low_level_features={self.low_level_features!r}")
+    for key in ("semantic", "instance"):
+      _check_filters_list(f"{key}_low_level_filters", getattr(self, f"{key}_low_level_filters"),
+                          len(self.low_level_features))
+
+
 @tf_keras.utils.register_keras_serializable(package="tfvision")
 class PanopticDeepLab(DensePredictionModel):
   """Panoptic-DeepLab: dual ASPP / dual decoder, semantic + center + offset heads.
 
-  Args:
-    backbone: registry name of a backbone family ("swidernet_0.25_0.5_1", ...), an
-      `include_top=False` tfvision backbone model, or its serialised config.
-    num_classes: semantic classes (19 Cityscapes; 134 COCO with channel 0 void).
-    backbone_kwargs: extra arguments for a backbone given by name (e.g. `use_se`).
-    output_stride: stride of the ASPP input (8, 16 or 32); the backbone dilates past it.
-    input_shape: (H, W, 3) or None for any size.
-    high_level_feature: endpoint feeding the ASPPs.
-    low_level_features: endpoints fused by the decoders, deepest first.
-    atrous_rates: ASPP rates; None scales (6, 12, 18) with the output stride.
-    aspp_projection_only: ASPP reduced to its 1x1 projection (Axial-DeepLab configs).
-    aspp_dropout_rate: dropout after the ASPP projection.
-    separable_conv: "all", "decoder" or "none" (see the module docstring).
-    semantic_aspp_filters, semantic_decoder_filters, semantic_low_level_filters,
-    semantic_head_filters: semantic branch widths (256, 256, (64, 32), 256).
-    instance_aspp_filters, instance_decoder_filters, instance_low_level_filters,
-    center_head_filters, offset_head_filters: instance branch widths
-      (256, 128, (32, 16), 32, 32).
-    fusion_kernel_size, head_kernel_size: 5 in deeplab2.
-    drop_path_rate: passed to a backbone given by name; None keeps its default.
-    norm, norm_momentum, norm_epsilon, activation, weight_decay: decoder settings.
-    name: model name.
+  `PanopticDeepLab(backbone, num_classes, backbone_kwargs=None, **arguments)`:
+  `backbone` is a preset name ("swidernet_0.25_0.5_1", ...), an `include_top=False`
+  tfvision backbone model, or its serialised config; `backbone_kwargs` are other
+  arguments of a backbone given by name (e.g. `use_se`, `drop_path_rate`).
   """
+  ARCH = PanopticDeepLabSpec
 
-  def __init__(self, backbone, num_classes, backbone_kwargs=None, output_stride=16,
-               input_shape=None, high_level_feature="5", low_level_features=("3", "2"),
-               atrous_rates=None, aspp_projection_only=False, aspp_dropout_rate=0.1,
-               separable_conv="all", semantic_aspp_filters=256, semantic_decoder_filters=256,
-               semantic_low_level_filters=(64, 32), semantic_head_filters=256,
-               instance_aspp_filters=256, instance_decoder_filters=128,
-               instance_low_level_filters=(32, 16), center_head_filters=32,
-               offset_head_filters=32, fusion_kernel_size=5, head_kernel_size=5,
-               drop_path_rate=None, norm="batch", norm_momentum=0.99, norm_epsilon=1e-3,
-               activation="relu", weight_decay=0.0, name="panoptic_deeplab"):
-    config = dict(
-        backbone=backbone, num_classes=num_classes,
-        backbone_kwargs=None if backbone_kwargs is None else dict(backbone_kwargs),
-        output_stride=output_stride,
-        input_shape=None if input_shape is None else list(input_shape),
-        high_level_feature=high_level_feature,
-        low_level_features=list(low_level_features),
-        atrous_rates=None if atrous_rates is None else list(atrous_rates),
-        aspp_projection_only=aspp_projection_only, aspp_dropout_rate=aspp_dropout_rate,
-        separable_conv=separable_conv, semantic_aspp_filters=semantic_aspp_filters,
-        semantic_decoder_filters=semantic_decoder_filters,
-        semantic_low_level_filters=list(semantic_low_level_filters),
-        semantic_head_filters=semantic_head_filters,
-        instance_aspp_filters=instance_aspp_filters,
-        instance_decoder_filters=instance_decoder_filters,
-        instance_low_level_filters=list(instance_low_level_filters),
-        center_head_filters=center_head_filters, offset_head_filters=offset_head_filters,
-        fusion_kernel_size=fusion_kernel_size, head_kernel_size=head_kernel_size,
-        drop_path_rate=drop_path_rate, norm=norm, norm_momentum=norm_momentum,
-        norm_epsilon=norm_epsilon, activation=activation, weight_decay=weight_decay,
-        name=name)
-    self._validate(config)
-    required = [high_level_feature] + list(low_level_features)
-    backbone_model, config["backbone"] = self._backbone(config, required)
-    rates = atrous_rates if atrous_rates is not None else default_atrous_rates(output_stride)
-    aspp_separable = separable_conv == "all"
-    fusion_separable = separable_conv in ("all", "decoder")
-    common = dict(norm=norm, norm_momentum=norm_momentum, norm_epsilon=norm_epsilon,
-                  activation=activation, weight_decay=weight_decay)
+  def required_endpoints(self, arch):
+    return [arch.high_level_feature] + list(arch.low_level_features)
 
-    inputs = self._image_input(input_shape)
-    features = backbone_model(inputs)
-    decoder_inputs = [features[high_level_feature]] + [features[k] for k in
-                                                        low_level_features]
-    decoder_args = dict(atrous_rates=rates, aspp_projection_only=aspp_projection_only,
-                        aspp_separable=aspp_separable, aspp_dropout_rate=aspp_dropout_rate,
+  def build_head(self, arch, common, inputs, features):
+    aspp_separable = arch.separable_conv == "all"
+    fusion_separable = arch.separable_conv in ("all", "decoder")
+    settings = dict(common.norm.layer_kwargs(), activation=common.activation,
+                    weight_decay=common.weight_decay)
+    decoder_inputs = [features[arch.high_level_feature]] + [
+        features[key] for key in arch.low_level_features]
+    decoder_args = dict(atrous_rates=arch.rates(common.output_stride),
+                        aspp_projection_only=arch.aspp_projection_only,
+                        aspp_separable=aspp_separable,
+                        aspp_dropout_rate=arch.aspp_dropout_rate,
                         fusion_separable=fusion_separable,
-                        fusion_kernel_size=fusion_kernel_size, **common)
+                        fusion_kernel_size=arch.fusion_kernel_size, **settings)
     semantic = PanopticDeepLabDecoder(
-        semantic_aspp_filters, decoder_filters=semantic_decoder_filters,
-        low_level_filters=semantic_low_level_filters, name="semantic_decoder",
+        arch.semantic_aspp_filters, decoder_filters=arch.semantic_decoder_filters,
+        low_level_filters=arch.semantic_low_level_filters, name="semantic_decoder",
         **decoder_args)(decoder_inputs)
     instance = PanopticDeepLabDecoder(
-        instance_aspp_filters, decoder_filters=instance_decoder_filters,
-        low_level_filters=instance_low_level_filters, name="instance_decoder",
+        arch.instance_aspp_filters, decoder_filters=arch.instance_decoder_filters,
+        low_level_filters=arch.instance_low_level_filters, name="instance_decoder",
         **decoder_args)(decoder_inputs)
-    head_args = dict(kernel_size=head_kernel_size, separable=fusion_separable, **common)
-    semantic_logits = PanopticDeepLabHead(semantic_head_filters, num_classes,
+    head_args = dict(kernel_size=arch.head_kernel_size, separable=fusion_separable,
+                     **settings)
+    semantic_logits = PanopticDeepLabHead(arch.semantic_head_filters, common.num_classes,
                                           name="semantic_head", **head_args)(semantic)
-    center = PanopticDeepLabHead(center_head_filters, 1, name="center_head",
+    center = PanopticDeepLabHead(arch.center_head_filters, 1, name="center_head",
                                  **head_args)(instance)
-    offsets = PanopticDeepLabHead(offset_head_filters, 2, name="offset_head",
+    offsets = PanopticDeepLabHead(arch.offset_head_filters, 2, name="offset_head",
                                   **head_args)(instance)
-    outputs = {
+    self._loss_means = None
+    return {
         "semantic_logits": ResizeToMatch(name="semantic_upsample")(
             [semantic_logits, inputs]),
         "center_heatmap": ResizeToMatch(name="center_upsample")([center, inputs]),
         "offsets": ResizeToMatch(rescale_offsets=True, name="offset_upsample")(
             [offsets, inputs]),
     }
-    self._finish_dense(config, inputs, outputs, name)
-    self._loss_means = None
-
-  @classmethod
-  def _validate(cls, config):
-    cls._validate_dense_common(config)
-    validation.check_in("separable_conv", config["separable_conv"], SEPARABLE_CONV)
-    validation.check_in("output_stride", config["output_stride"], (8, 16, 32))
-    lows = config["low_level_features"]
-    if not lows:
-      raise ValueError(f"low_level_features must name at least one endpoint, received "
-                       f"low_level_features={lows!r}")
-    for key in ("semantic", "instance"):
-      _check_filters_list(f"{key}_low_level_filters", config[f"{key}_low_level_filters"],
-                          len(lows))
-    if config["atrous_rates"] is not None:
-      check_atrous_rates(config["atrous_rates"])
-    for key in ("semantic_aspp_filters", "semantic_decoder_filters", "semantic_head_filters",
-                "instance_aspp_filters", "instance_decoder_filters", "center_head_filters",
-                "offset_head_filters", "fusion_kernel_size", "head_kernel_size"):
-      validation.check_positive(key, config[key], integer=True)
 
   # model.fit support: `compile(loss=PanopticDeepLabLoss(...))` with targets dicts.
   def compile(self, *args, **kwargs):
@@ -397,63 +367,34 @@ class _LossMeans:
     return list(self._means.values())
 
 
-def PanopticDeepLabSWideRNet(w1, w2, l, num_classes=19, separable_conv="all", **kwargs):
+def PanopticDeepLabSWideRNet(w1, w2, l, num_classes=19, separable_conv="all",
+                             backbone_kwargs=None, **kwargs):
   """Panoptic-DeepLab with a SWideRNet-(w1, w2, l) backbone (SE + SAC, output stride 16).
 
   swidernet.md Sec. 4: the fast regime (Table 5) uses separable convs in ASPP and
   decoder ("all"); the strong regime (Table 4) standard convs ("none").
   Args:
-    w1, w2, l: SWideRNet scaling factors.
+    w1, w2, l: SWideRNet scaling factors (any values, not only the presets').
     num_classes: 19 (Cityscapes) or 134 (COCO, deeplab2 layout).
     separable_conv: "all", "decoder" or "none".
-    **kwargs: other PanopticDeepLab arguments; `backbone_kwargs` go to SWideRNet.
+    backbone_kwargs: other SWideRNet arguments.
+    **kwargs: other PanopticDeepLab arguments.
   """
-  backbone_kwargs = dict(kwargs.pop("backbone_kwargs", None) or {})
-  backbone_kwargs.update(w1=w1, w2=w2, l=l, name=variant_name(w1, w2, l))
   kwargs.setdefault("name", "panoptic_deeplab_" + variant_name(w1, w2, l))
-  return PanopticDeepLab("swidernet_1_1_1", num_classes, backbone_kwargs=backbone_kwargs,
-                         separable_conv=separable_conv, **kwargs)
-
-
-# Decoder settings of deeplab2's Axial-DeepLab configs
-# (`configs/cityscapes/axial_deeplab/max_deeplab_{s,l}_backbone_os16.textproto`): the
-# ASPP is reduced to its 1x1 projection because the axial-attention backbone already
-# has a global receptive field; everything else is the Panoptic-DeepLab default.
-# `AxialDeepLabS()` is `PanopticDeepLab("axial_deeplab_s", num_classes,
-# **AXIAL_DEEPLAB_SETTINGS)`.
-AXIAL_DEEPLAB_SETTINGS = dict(aspp_projection_only=True, output_stride=16)
-
-def AxialDeepLabS(num_classes=19, **kwargs):
-  """Axial-DeepLab-S (axial-deeplab Sec. 4.2): Panoptic-DeepLab on the `axial_deeplab_s` backbone.
-
-  Decoder settings from deeplab2's Axial-DeepLab configs (`AXIAL_DEEPLAB_SETTINGS`: the
-  ASPP reduced to its 1x1 projection, output stride 16); with the projection-only ASPP
-  the default `separable_conv="all"` leaves standard convs nowhere but in that 1x1
-  projection, which is deeplab2's layout (depthwise-separable 5x5 fusion and heads).
-  Args:
-    num_classes: 19 (Cityscapes) or 134 (COCO).
-    **kwargs: other PanopticDeepLab arguments; `backbone_kwargs` go to the backbone.
-  """
-  kwargs = {**AXIAL_DEEPLAB_SETTINGS, "name": "axial_deeplab_s_panoptic", **kwargs}
-  return PanopticDeepLab("axial_deeplab_s", num_classes, **kwargs)
-
-
-def AxialDeepLabL(num_classes=19, **kwargs):
-  """Axial-DeepLab-L (axial-deeplab Sec. 4.2): Panoptic-DeepLab on `axial_deeplab_l`.
-
-  Same decoder settings as `AxialDeepLabS`.
-  """
-  kwargs = {**AXIAL_DEEPLAB_SETTINGS, "name": "axial_deeplab_l_panoptic", **kwargs}
-  return PanopticDeepLab("axial_deeplab_l", num_classes, **kwargs)
+  output_stride = kwargs.pop("output_stride", None) or 16
+  backbone = SWideRNet(w1, w2, l, include_top=False, output_stride=output_stride,
+                       input_shape=kwargs.get("input_shape"),
+                       **{"name": variant_name(w1, w2, l), **(backbone_kwargs or {})})
+  return PanopticDeepLab(backbone, num_classes, separable_conv=separable_conv, **kwargs)
 
 
 # Tiny configuration: same layout (both decoders, both fusion stages, all heads), a few
-# channels everywhere, tiny SWideRNet widths.
-_TINY = dict(
-    backbone_kwargs=dict(w1=1 / 16, w2=1 / 16), num_classes=5, semantic_aspp_filters=8,
-    semantic_decoder_filters=8, semantic_low_level_filters=[8, 4], semantic_head_filters=8,
-    instance_aspp_filters=8, instance_decoder_filters=8, instance_low_level_filters=[4, 4],
-    center_head_filters=4, offset_head_filters=4)
+# channels everywhere, the backbone preset's tiny widths.
+_TINY_HEADS = dict(
+    num_classes=5, semantic_aspp_filters=8, semantic_decoder_filters=8,
+    semantic_low_level_filters=[8, 4], semantic_head_filters=8, instance_aspp_filters=8,
+    instance_decoder_filters=8, instance_low_level_filters=[4, 4], center_head_filters=4,
+    offset_head_filters=4)
 
 
 def panoptic_variant_name(w1, w2, l):
@@ -461,21 +402,34 @@ def panoptic_variant_name(w1, w2, l):
   return "panoptic_deeplab_" + variant_name(w1, w2, l)
 
 
-for _w1, _w2, _l in FAST_VARIANTS:
-  register_model(
-      panoptic_variant_name(_w1, _w2, _l), PanopticDeepLab,
-      defaults=dict(backbone=variant_name(_w1, _w2, _l), num_classes=19,
-                    separable_conv="all", name=panoptic_variant_name(_w1, _w2, _l)),
-      family="deeplab", task="panoptic", default_size=1025, tiny=_TINY,
-      tiny_size=65, paper="swidernet.md Table 5 (fast regime, Cityscapes 19 classes)")
+_AXIAL_DEEPLAB_SOURCE = ("axial-deeplab Sec. 4.2, Table 6 (Cityscapes); deeplab2 "
+                         "Axial-DeepLab configs")
+PRESETS = register_presets(
+    *(Preset(panoptic_variant_name(w1, w2, l), PanopticDeepLab,
+             fixed=dict(backbone=variant_name(w1, w2, l), separable_conv="all"),
+             defaults=dict(num_classes=19), task="panoptic", default_size=1025,
+             tiny=dict(_TINY_HEADS, backbone=variant_name(w1, w2, l) + ".tiny"),
+             source="swidernet.md Table 5 (fast regime, Cityscapes 19 classes)")
+      for w1, w2, l in FAST_VARIANTS),
+    # deeplab2's Axial-DeepLab configs
+    # (`configs/cityscapes/axial_deeplab/max_deeplab_{s,l}_backbone_os16.textproto`): the
+    # ASPP is reduced to its 1x1 projection because the axial-attention backbone already
+    # has a global receptive field; with it the default separable_conv="all" leaves
+    # standard convs nowhere but in that projection, which is deeplab2's layout
+    # (depthwise-separable 5x5 fusion and heads).
+    *(Preset(f"axial_deeplab_{size}_panoptic", PanopticDeepLab,
+             fixed=dict(backbone=f"axial_deeplab_{size}", aspp_projection_only=True),
+             defaults=dict(num_classes=19, output_stride=16), task="panoptic",
+             default_size=1025,
+             tiny=dict(_TINY_HEADS, backbone=f"axial_deeplab_{size}.tiny"),
+             source=_AXIAL_DEEPLAB_SOURCE)
+      for size in ("s", "l")))
 
-# Tiny Axial-DeepLab: the axial backbone's tiny widths (8 heads need at least 8 channels
-# per attention input), the same small decoder as the SWideRNet entries.
-_TINY_AXIAL = dict(_TINY, backbone_kwargs=dict(width_multiplier=0.125,
-                                               stem_width_multiplier=0.125))
-for _name, _builder in (("axial_deeplab_s_panoptic", AxialDeepLabS),
-                        ("axial_deeplab_l_panoptic", AxialDeepLabL)):
-  register_model(
-      _name, _builder, defaults=dict(num_classes=19), family="deeplab", task="panoptic",
-      default_size=1025, tiny=_TINY_AXIAL, tiny_size=65,
-      paper="axial-deeplab Sec. 4.2, Table 6 (Cityscapes); deeplab2 Axial-DeepLab configs")
+AxialDeepLabS = preset_constructor(
+    "axial_deeplab_s_panoptic", "AxialDeepLabS",
+    "Axial-DeepLab-S (axial-deeplab Sec. 4.2): Panoptic-DeepLab on `axial_deeplab_s`, "
+    "the ASPP reduced to its projection (deeplab2).", positional=("num_classes",))
+AxialDeepLabL = preset_constructor(
+    "axial_deeplab_l_panoptic", "AxialDeepLabL",
+    "Axial-DeepLab-L (axial-deeplab Sec. 4.2): Panoptic-DeepLab on `axial_deeplab_l`, "
+    "the ASPP reduced to its projection (deeplab2).", positional=("num_classes",))

@@ -42,16 +42,19 @@ redistributes, decided:
 Inputs are pixels in [0, 255], normalised inside the model with the ImageNet mean and
 standard deviation, as the authors' data pipelines do.
 """
+import dataclasses
+import typing
+from typing import Optional
+
 import tf_keras
 
 from tfvision.blocks.resnest import ResNeStBottleneck, group_width
 from tfvision.layers.conv import ConvNormAct
-from tfvision.layers.preprocessing import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
 from tfvision.layers.regularization import linear_drop_path_rates
 from tfvision.layers.split_attention import AUTHORS_CONV_INITIALIZER, attention_channels
 from tfvision.models.base import VisionModel
-from tfvision.models.registry import register_model
-from tfvision.utils import validation
+from tfvision.models.registry import Preset, preset_constructor, register_presets
+from tfvision.models.spec import Spec, arg
 
 BLOCKS_PER_STAGE = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 200: (3, 24, 36, 3),
                     269: (3, 30, 48, 8)}
@@ -69,39 +72,76 @@ def default_dropout_rate(depth):
   return 0.2 if depth >= 200 else 0.0
 
 
-def resnest_plan(depth, fast=False, width_multiplier=1.0, output_stride=32,
-                 dropblock_rate=0.1, drop_path_rate=0.0):
+@dataclasses.dataclass
+class ResNeStSpec(Spec):
+  """The architecture of a ResNeSt (resnest.md; the authors' `resnet.py`)."""
+  FAMILY: typing.ClassVar[str] = "resnest"
+  depth: int = arg(50, "50, 101, 200 or 269", choices=tuple(BLOCKS_PER_STAGE))
+  radix: int = arg(2, "splits per cardinal group (resnest.md 's'); 1 gates with a sigmoid",
+                   positive=True)
+  cardinality: int = arg(1, "cardinal groups ('x')", positive=True)
+  base_width: int = arg(64, "width per cardinal group at the first stage ('d'); the "
+                        "split-attention width is int(planes * base_width / 64) * "
+                        "cardinality", positive=True)
+  fast: bool = arg(False, "ResNeSt-fast (Sec. 6.2): the 3x3 average pool of strided "
+                   "blocks precedes the split attention")
+  stem_width: Optional[int] = arg(None, "channels of the first two stem convs (None: 32 "
+                                  "for depth 50, else 64, times width_multiplier)",
+                                  positive=True, nullable=True)
+  width_multiplier: float = arg(1.0, "scales the stage planes and the stem (1 for the "
+                                "paper's models; smaller gives narrow test models)",
+                                positive=True)
+  output_stride: int = arg(32, "stride of endpoint '5': 32 classification; 16 or 8 dilate "
+                           "the last stages (Sec. 7.3)", choices=OUTPUT_STRIDES)
+  dropblock_rate: float = arg(0.1, "DropBlock drop probability in the last two stages "
+                              "(Sec. 5.2; 0 disables)", probability=True)
+  drop_path_rate: float = arg(0.0, "stochastic depth of the last block, linear in the "
+                              "block index (timm; not in the paper)", probability=True)
+  zero_init_last_bn: bool = arg(True, "zero-initialise the last BN of every block "
+                                "(Sec. 5.2)")
+
+  def stem(self):
+    """The stem width this spec builds."""
+    if self.stem_width is not None:
+      return self.stem_width
+    return max(1, int(round(default_stem_width(self.depth) * self.width_multiplier)))
+
+
+def resnest_plan(spec):
   """Per-block settings of a ResNeSt, following the authors' `ResNet._make_layer`.
+
+  Args:
+    spec: a `ResNeStSpec`.
 
   Returns:
     A list of four stages, each a list of dicts with keys filters, strides,
     dilation_rate, avd, avd_first, dropblock_rate and drop_path_rate.
   """
-  blocks = BLOCKS_PER_STAGE[depth]
-  rates = linear_drop_path_rates(drop_path_rate, sum(blocks))
+  blocks = BLOCKS_PER_STAGE[spec.depth]
+  rates = linear_drop_path_rates(spec.drop_path_rate, sum(blocks))
   plan = []
   net_stride, dilation, index = 4, 1, 0
   for stage, num_blocks in enumerate(blocks):
-    filters = int(round(_STAGE_PLANES[stage] * width_multiplier))
+    filters = int(round(_STAGE_PLANES[stage] * spec.width_multiplier))
     stride = 1 if stage == 0 else 2
     previous_dilation = dilation
-    if net_stride >= output_stride:
+    if net_stride >= spec.output_stride:
       dilation *= stride
       stride = 1
     else:
       net_stride *= stride
-    specs = []
+    blocks_ = []
     for block in range(num_blocks):
       first = block == 0
-      specs.append(dict(
+      blocks_.append(dict(
           filters=filters, strides=stride if first else 1,
           dilation_rate=previous_dilation if first else dilation,
           # The authors' `avd and (stride > 1 or is_first)`; stage 1 is not "first".
-          avd=first and stage > 0, avd_first=bool(fast),
-          dropblock_rate=dropblock_rate if stage >= 2 else 0.0,
+          avd=first and stage > 0, avd_first=bool(spec.fast),
+          dropblock_rate=spec.dropblock_rate if stage >= 2 else 0.0,
           drop_path_rate=rates[index]))
       index += 1
-    plan.append(specs)
+    plan.append(blocks_)
   return plan
 
 
@@ -109,146 +149,67 @@ def resnest_plan(depth, fast=False, width_multiplier=1.0, output_stride=32,
 class ResNeSt(VisionModel):
   """ResNeSt-{50, 101, 200, 269} and the radix / cardinality / width variants.
 
-  Args:
-    depth: 50, 101, 200 or 269.
-    radix: splits per cardinal group (resnest.md "s"); 1 gates with a sigmoid.
-    cardinality: cardinal groups ("x").
-    base_width: width per cardinal group at the first stage ("d"); the split-attention
-      width is int(planes * base_width / 64) * cardinality.
-    fast: the "ResNeSt-fast" setting (Sec. 6.2): the 3x3 average pool of strided blocks
-      precedes the split attention.
-    stem_width: channels of the first two stem convs (None: 32 for depth 50, else 64).
-    width_multiplier: scales the stage planes and the stem (1 for the paper's models;
-      smaller values give narrow test models).
-    output_stride: 32 for classification; 16 or 8 dilate the last stages (Sec. 7.3).
-    include_top: attach the classification head; False returns endpoints "2".."5".
-    num_classes: classifier width.
-    input_shape: (H, W, 3) or None for any size.
-    pooling: "avg" or "max" pooling in the head.
-    classifier_activation: None (logits) or an activation name.
-    dropout_rate: dropout before the classifier; None means 0.2 for depth >= 200 and 0
-      otherwise (Sec. 5.2).
-    dropblock_rate: DropBlock drop probability in the last two stages (Sec. 5.2; 0
-      disables).
-    drop_path_rate: stochastic depth of the last block (linear in the block index).
-    zero_init_last_bn: zero-initialise the last BN of every block (Sec. 5.2).
-    norm, norm_momentum, norm_epsilon: normalisation settings (PyTorch's defaults).
-    weight_decay: L2 weight decay on conv kernels.
-    name: model name.
+  `ResNeSt(50, radix=4, cardinality=2, base_width=40, fast=True)`: depth may be given
+  by position. Endpoints "2".."5" are the outputs of the four stages (post-activation
+  blocks). The split attention and the blocks are ReLU networks in the authors' code:
+  `activation` must be "relu".
   """
+  ARCH = ResNeStSpec
+  POSITIONAL = ("depth",)
+  # PyTorch's BatchNorm2d defaults (momentum 0.1 = Keras 0.9, epsilon 1e-5).
+  COMMON_DEFAULTS = dict(norm=dict(momentum=0.9, epsilon=1e-5))
+  # Same depth, radix, cardinality and layout, planes / 16. The base width is 64 so that
+  # every stage's split-attention width stays divisible by radix * cardinality.
+  TINY = dict(width_multiplier=1 / 16, base_width=64, num_classes=7)
 
-  def __init__(self, depth=50, radix=2, cardinality=1, base_width=64, fast=False,
-               stem_width=None, width_multiplier=1.0, output_stride=32,
-               include_top=True, num_classes=1000, input_shape=None, pooling="avg",
-               classifier_activation=None, dropout_rate=None, dropblock_rate=0.1,
-               drop_path_rate=0.0, zero_init_last_bn=True, norm="batch",
-               norm_momentum=0.9, norm_epsilon=1e-5, weight_decay=0.0, name="resnest",
-               **kwargs):
-    config = dict(
-        depth=depth, radix=radix, cardinality=cardinality, base_width=base_width,
-        fast=fast, stem_width=stem_width, width_multiplier=width_multiplier,
-        output_stride=output_stride, include_top=include_top, num_classes=num_classes,
-        input_shape=None if input_shape is None else list(input_shape), pooling=pooling,
-        classifier_activation=classifier_activation, dropout_rate=dropout_rate,
-        dropblock_rate=dropblock_rate, drop_path_rate=drop_path_rate,
-        zero_init_last_bn=zero_init_last_bn, norm=norm, norm_momentum=norm_momentum,
-        norm_epsilon=norm_epsilon, weight_decay=weight_decay, name=name)
-    config.update(kwargs)
-    plan, stem, dropout = self._validate_and_plan(config)
-    common = dict(norm=norm, norm_momentum=norm_momentum, norm_epsilon=norm_epsilon,
-                  weight_decay=weight_decay)
-
-    inputs, x = self._make_inputs(input_shape, IMAGENET_MEAN_RGB, IMAGENET_STD_RGB)
-    for index, (filters, strides) in enumerate(((stem, 2), (stem, 1), (2 * stem, 1))):
-      x = ConvNormAct(filters, 3, strides=strides, activation="relu",
-                      kernel_initializer=AUTHORS_CONV_INITIALIZER,
-                      name=f"stem_conv{index + 1}", **common)(x)
-    # PyTorch's MaxPool2d(3, 2, padding=1): symmetric padding, zeros are safe after ReLU.
-    x = tf_keras.layers.ZeroPadding2D(1, name="stem_pool_pad")(x)
-    x = tf_keras.layers.MaxPooling2D(3, 2, padding="valid", name="stem_pool")(x)
-    endpoints = {}
-    for stage_index, stage in enumerate(plan):
-      for block_index, spec in enumerate(stage):
-        x = ResNeStBottleneck(
-            radix=radix, cardinality=cardinality, base_width=base_width,
-            zero_init_last_bn=zero_init_last_bn,
-            name=f"stage{stage_index + 1}_block{block_index + 1}", **spec, **common)(x)
-      endpoints[str(stage_index + 2)] = x
-    self._finish(config, inputs, endpoints, "5", include_top, num_classes, pooling,
-                 classifier_activation, dropout, name=name)
-
-  def _validate_and_plan(self, config):
-    """Checks the arguments; returns (block plan, stem width, classifier dropout)."""
-    depth = config["depth"]
-    validation.check_in("depth", depth, tuple(BLOCKS_PER_STAGE))
-    dropout = config["dropout_rate"]
-    if dropout is None:
-      dropout = default_dropout_rate(depth)
-    self._check_common_args(dict(config, dropout_rate=dropout))
-    radix = validation.check_positive("radix", config["radix"], integer=True)
-    cardinality = validation.check_positive("cardinality", config["cardinality"],
-                                            integer=True)
-    base_width = validation.check_positive("base_width", config["base_width"], integer=True)
-    validation.check_positive("width_multiplier", config["width_multiplier"])
-    validation.check_in("output_stride", config["output_stride"], OUTPUT_STRIDES)
-    validation.check_probability("dropblock_rate", config["dropblock_rate"])
-    validation.check_non_negative("weight_decay", config["weight_decay"])
-    if not isinstance(config["fast"], bool):
-      raise ValueError(f"fast must be True or False, received fast={config['fast']!r}")
-    stem = config["stem_width"]
-    if stem is None:
-      stem = max(1, int(round(default_stem_width(depth) * config["width_multiplier"])))
-    validation.check_positive("stem_width", stem, integer=True)
-    plan = resnest_plan(depth, config["fast"], config["width_multiplier"],
-                        config["output_stride"], config["dropblock_rate"],
-                        config["drop_path_rate"])
-    groups = radix * cardinality
-    for stage_index, stage in enumerate(plan):
+  @classmethod
+  def check_arguments(cls, arch, common):
+    if common.activation != "relu":
+      raise ValueError(f"ResNeSt is a ReLU network (its split attention and blocks are "
+                       f"the authors' ReLU design), received "
+                       f"activation={common.activation!r}")
+    groups = arch.radix * arch.cardinality
+    for stage_index, stage in enumerate(resnest_plan(arch)):
       filters = stage[0]["filters"]
-      width = group_width(filters, base_width, cardinality) if filters else 0
+      width = group_width(filters, arch.base_width, arch.cardinality) if filters else 0
       if filters < 1 or width < 1 or width % groups:
         raise ValueError(
             f"stage {stage_index + 1} has {width} split-attention channels "
             f"(int({filters} * base_width / 64) * cardinality), which must be a positive "
             f"multiple of radix * cardinality = {groups}; received base_width="
-            f"{base_width!r}, cardinality={cardinality!r}, radix={radix!r}, "
-            f"width_multiplier={config['width_multiplier']!r}")
-      if attention_channels(width, radix) % cardinality:
+            f"{arch.base_width!r}, cardinality={arch.cardinality!r}, radix={arch.radix!r}, "
+            f"width_multiplier={arch.width_multiplier!r}")
+      if attention_channels(width, arch.radix) % arch.cardinality:
         raise ValueError(
             f"stage {stage_index + 1}'s gating width max({width} * radix // 4, 32) is "
-            f"not divisible by cardinality, received cardinality={cardinality!r}")
-    return plan, stem, dropout
+            f"not divisible by cardinality, received cardinality={arch.cardinality!r}")
 
+  @classmethod
+  def default_dropout_rate(cls, arch):
+    return default_dropout_rate(arch.depth)
 
-def ResNeSt50(**kwargs):
-  """ResNeSt-50 (2s1x64d, stem width 32; resnest.md Table 3 / 4)."""
-  return ResNeSt(**{**dict(depth=50, name="resnest50"), **kwargs})
+  def build_backbone(self, arch, common):
+    layer_settings = dict(common.norm.layer_kwargs(), weight_decay=common.weight_decay)
+    stem = arch.stem()
+    inputs, x = self.image_input(common)
+    for index, (filters, strides) in enumerate(((stem, 2), (stem, 1), (2 * stem, 1))):
+      x = ConvNormAct(filters, 3, strides=strides, activation="relu",
+                      kernel_initializer=AUTHORS_CONV_INITIALIZER,
+                      name=f"stem_conv{index + 1}", **layer_settings)(x)
+    # PyTorch's MaxPool2d(3, 2, padding=1): symmetric padding, zeros are safe after ReLU.
+    x = tf_keras.layers.ZeroPadding2D(1, name="stem_pool_pad")(x)
+    x = tf_keras.layers.MaxPooling2D(3, 2, padding="valid", name="stem_pool")(x)
+    endpoints = {}
+    for stage_index, stage in enumerate(resnest_plan(arch)):
+      for block_index, block in enumerate(stage):
+        x = ResNeStBottleneck(
+            radix=arch.radix, cardinality=arch.cardinality, base_width=arch.base_width,
+            zero_init_last_bn=arch.zero_init_last_bn,
+            name=f"stage{stage_index + 1}_block{block_index + 1}", **block,
+            **layer_settings)(x)
+      endpoints[str(stage_index + 2)] = x
+    return inputs, endpoints
 
-
-def ResNeSt101(**kwargs):
-  """ResNeSt-101 (2s1x64d, stem width 64; trained at 256)."""
-  return ResNeSt(**{**dict(depth=101, name="resnest101"), **kwargs})
-
-
-def ResNeSt200(**kwargs):
-  """ResNeSt-200 (2s1x64d, stem width 64, dropout 0.2; trained at 320)."""
-  return ResNeSt(**{**dict(depth=200, name="resnest200"), **kwargs})
-
-
-def ResNeSt269(**kwargs):
-  """ResNeSt-269 (2s1x64d, stem width 64, dropout 0.2; trained at 416)."""
-  return ResNeSt(**{**dict(depth=269, name="resnest269"), **kwargs})
-
-
-# Tiny configuration: same depth, radix, cardinality and layout, planes / 16. The
-# base width is 64 so that every stage's split-attention width stays divisible by
-# radix * cardinality at this size.
-_TINY = dict(width_multiplier=1 / 16, base_width=64, num_classes=7)
-
-for _depth, _size, _builder in ((50, 224, ResNeSt50), (101, 256, ResNeSt101),
-                                (200, 320, ResNeSt200), (269, 416, ResNeSt269)):
-  register_model(f"resnest{_depth}", _builder, family="resnest", default_size=_size,
-                 tiny=_TINY, paper=f"resnest.md Table 4 / authors' resnest{_depth}")
 
 # The ablation models of resnest.md Table 3 (right) and the authors' `ablation.py`:
 # ResNeSt-50-fast with (radix, cardinality, base width).
@@ -261,11 +222,23 @@ def fast_variant_name(radix, cardinality, base_width):
   return f"resnest50_fast_{radix}s{cardinality}x{base_width}d"
 
 
-for _radix, _card, _width in FAST_VARIANTS:
-  _name = fast_variant_name(_radix, _card, _width)
-  register_model(
-      _name, ResNeSt,
-      defaults=dict(depth=50, radix=_radix, cardinality=_card, base_width=_width,
-                    fast=True, name=_name),
-      family="resnest", default_size=224, tiny=_TINY,
-      paper="resnest.md Table 3 / authors' ablation.py")
+PRESETS = register_presets(
+    *(Preset(f"resnest{depth}", ResNeSt, fixed=dict(depth=depth), default_size=size,
+             source=f"resnest.md Table 4 / authors' resnest{depth}")
+      for depth, size in ((50, 224), (101, 256), (200, 320), (269, 416))),
+    *(Preset(fast_variant_name(radix, cardinality, width), ResNeSt,
+             fixed=dict(depth=50, radix=radix, cardinality=cardinality, base_width=width,
+                        fast=True),
+             source="resnest.md Table 3 / authors' ablation.py")
+      for radix, cardinality, width in FAST_VARIANTS))
+
+ResNeSt50 = preset_constructor("resnest50", "ResNeSt50",
+                               "ResNeSt-50 (2s1x64d, stem width 32; resnest.md Table 3 / 4).")
+ResNeSt101 = preset_constructor("resnest101", "ResNeSt101",
+                                "ResNeSt-101 (2s1x64d, stem width 64; trained at 256).")
+ResNeSt200 = preset_constructor(
+    "resnest200", "ResNeSt200", "ResNeSt-200 (2s1x64d, stem width 64, dropout 0.2; "
+    "trained at 320).")
+ResNeSt269 = preset_constructor(
+    "resnest269", "ResNeSt269", "ResNeSt-269 (2s1x64d, stem width 64, dropout 0.2; "
+    "trained at 416).")

@@ -41,6 +41,10 @@ produced the published checkpoints, differ, we follow the released code:
 Inputs are pixels in [0, 255], normalised inside the model to x / 127.5 - 1 as deeplab2
 (`model/deeplab.py`).
 """
+import dataclasses
+import typing
+from typing import List, Optional
+
 import tf_keras
 
 from tfvision.blocks.residual import WideResidualBlock
@@ -49,11 +53,11 @@ from tfvision.layers.conv import ConvNormAct
 from tfvision.layers.preprocessing import DEEPLAB_MEAN_RGB, DEEPLAB_STD_RGB
 from tfvision.layers.regularization import drop_path_rate_for_stride
 from tfvision.models.base import VisionModel
-from tfvision.models.registry import register_model
-from tfvision.utils import validation
+from tfvision.models.registry import Preset, preset_constructor, register_presets
+from tfvision.models.spec import Spec, arg
 
 OUTPUT_STRIDES = (8, 16, 32)
-_SAC_STRIDES = (0, 2, 4, 8, 16, 32)
+STAGE_STRIDES = (2, 4, 8, 16, 32)
 # deeplab2 runs five stages at these input strides with these strides (the stem
 # already strides by 2, so stage 1 has none).
 _STAGE_INPUT_STRIDES = (2, 2, 4, 8, 16)
@@ -68,11 +72,50 @@ def num_blocks_per_stage(l):
   return [3] + [int(b * l) for b in _BASE_BLOCKS]
 
 
-def wide_resnet_plan(w1, w2, l, output_stride=32, sac_beyond_stride=32,
-                     drop_path_rate=0.0, drop_path_schedule="constant",
-                     drop_path_beyond_stride=4, multi_grid=None, use_se=False,
-                     se_beyond_stride=2):
+@dataclasses.dataclass
+class SWideRNetSpec(Spec):
+  """The architecture of SWideRNet-(w1, w2, l) (swidernet.md Table 1; deeplab2)."""
+  FAMILY: typing.ClassVar[str] = "swidernet"
+  w1: float = arg(1.0, "width multiplier of the stem and stage 1 (conv1, conv2)",
+                  positive=True)
+  w2: float = arg(1.0, "width multiplier of stages 2-5 (conv3-conv6)", positive=True)
+  l: float = arg(1.0, "depth multiplier of stages 2-5 (at least 1/3, so every stage has "
+                 "a block)", positive=True)
+  use_se: bool = arg(True, "simplified squeeze-and-excitation (swidernet.md Eq. 1)")
+  se_beyond_stride: int = arg(2, "SE in stages whose output stride is >= this: 2 = all "
+                              "five (deeplab2), 4 = conv3-conv6 (Table 1)",
+                              choices=STAGE_STRIDES)
+  sac_beyond_stride: int = arg(32, "switchable atrous convolution in stages whose output "
+                               "stride is >= this (32: conv6, Table 1); 0 disables",
+                               choices=(0,) + STAGE_STRIDES)
+  output_stride: int = arg(32, "stride of endpoint '5': 32 for classification, 16 or 8 "
+                           "dilate the last stages (deeplab2's scheme)",
+                           choices=OUTPUT_STRIDES)
+  multi_grid: Optional[List[int]] = arg(None, "unit rates of the last blocks of the last "
+                                        "stage, e.g. [1, 2, 4] (Table 3 'MG')",
+                                        nullable=True, positive=True)
+  drop_path_rate: float = arg(0.2, "drop probability of the residual branches (Sec. 4.1: "
+                              "survival 0.8)", probability=True)
+  drop_path_schedule: str = arg("constant", "'constant' (the paper) or 'linear' by stage "
+                                "(deeplab2's configs)", choices=("constant", "linear"))
+  drop_path_beyond_stride: int = arg(4, "blocks whose input stride is below this get no "
+                                     "drop path (deeplab2)", positive=True)
+
+  def check(self):
+    if int(3 * self.l) < 1:
+      raise ValueError(f"l must be >= 1/3 so that every stage has a block, received "
+                       f"l={self.l!r}")
+    last_stage = num_blocks_per_stage(self.l)[-1]
+    if self.multi_grid is not None and not 0 < len(self.multi_grid) <= last_stage:
+      raise ValueError(f"multi_grid needs 1 to {last_stage} rates (the last stage's "
+                       f"blocks), received multi_grid={self.multi_grid!r}")
+
+
+def wide_resnet_plan(spec):
   """Per-block settings of SWideRNet-(w1, w2, l), following deeplab2's BlockGroup.
+
+  Args:
+    spec: a `SWideRNetSpec` (or a subclass).
 
   Returns:
     A list of five stages; each stage a list of dicts with keys kind ("basic" or
@@ -80,16 +123,17 @@ def wide_resnet_plan(w1, w2, l, output_stride=32, sac_beyond_stride=32,
     switchable_atrous, use_se, drop_path_rate and input_stride (the undilated stride of
     the block's input, which subclasses use to place other block types by stride).
   """
-  blocks = num_blocks_per_stage(l)
+  blocks = num_blocks_per_stage(spec.l)
+  output_stride = spec.output_stride
   plan = []
   for index, (stage_in, stride) in enumerate(zip(_STAGE_INPUT_STRIDES, _STAGE_STRIDES)):
-    width = w1 if index == 0 else w2
+    width = spec.w1 if index == 0 else spec.w2
     base = int(round(_STAGE_WIDTH_STRIDES[index] * 32 * width))
     stage_out = stage_in * stride
     bottleneck = stage_out >= 32
     filters = [base, 2 * base, 4 * base] if bottleneck else [4 * base, 4 * base]
-    use_sac = stage_out >= sac_beyond_stride > 0
-    stage_se = bool(use_se) and stage_out >= se_beyond_stride
+    use_sac = stage_out >= spec.sac_beyond_stride > 0
+    stage_se = bool(spec.use_se) and stage_out >= spec.se_beyond_stride
     current = stage_in
     stage = []
     for block in range(blocks[index]):
@@ -104,156 +148,73 @@ def wide_resnet_plan(w1, w2, l, output_stride=32, sac_beyond_stride=32,
           base_filters=base, strides=strides, dilation_rate=rate,
           second_dilation_rate=second_rate, switchable_atrous=use_sac, use_se=stage_se,
           drop_path_rate=drop_path_rate_for_stride(
-              drop_path_rate, drop_path_schedule, current, drop_path_beyond_stride),
+              spec.drop_path_rate, spec.drop_path_schedule, current,
+              spec.drop_path_beyond_stride),
           input_stride=current))
       if block == 0 and stride > 1:
         current *= stride
     plan.append(stage)
-  if multi_grid:
+  if spec.multi_grid:
     last = plan[-1]
-    offset = len(last) - len(multi_grid)
-    for i, unit_rate in enumerate(multi_grid):
-      spec = last[offset + i]
-      spec["dilation_rate"] *= unit_rate
-      spec["second_dilation_rate"] *= unit_rate
+    offset = len(last) - len(spec.multi_grid)
+    for i, unit_rate in enumerate(spec.multi_grid):
+      block = last[offset + i]
+      block["dilation_rate"] *= unit_rate
+      block["second_dilation_rate"] *= unit_rate
   return plan
-
-
-def _check_multi_grid(multi_grid, last_stage_blocks):
-  if multi_grid is None:
-    return None
-  try:
-    rates = tuple(multi_grid)
-  except TypeError:
-    raise ValueError(f"multi_grid must be a sequence of positive integers, received "
-                     f"multi_grid={multi_grid!r}")
-  if not rates or any(not isinstance(r, int) or isinstance(r, bool) or r < 1 for r in rates):
-    raise ValueError(f"multi_grid must be a sequence of positive integers, received "
-                     f"multi_grid={multi_grid!r}")
-  if len(rates) > last_stage_blocks:
-    raise ValueError(f"multi_grid has more rates than the last stage has blocks "
-                     f"({last_stage_blocks}), received multi_grid={multi_grid!r}")
-  return rates
 
 
 @tf_keras.utils.register_keras_serializable(package="tfvision")
 class SWideRNet(VisionModel):
   """SWideRNet-(w1, w2, l) for classification or as a dense-prediction backbone.
 
-  Args:
-    w1: width multiplier of the stem and stage 1 (conv1, conv2).
-    w2: width multiplier of stages 2-5 (conv3-conv6).
-    l: depth multiplier of stages 2-5 (at least 1/3, so every stage has a block).
-    use_se: simplified SE (swidernet.md Eq. 1) in the residual blocks.
-    se_beyond_stride: SE in stages whose output stride is >= this: 2 = all five stages
-      (deeplab2, default), 4 = conv3-conv6 (swidernet.md Table 1).
-    sac_beyond_stride: SAC in stages whose output stride is >= this (32: conv6 only,
-      as Table 1); 0 disables SAC.
-    output_stride: 32 for classification; 16 or 8 for dense prediction (atrous rates
-      past it, deeplab2's scheme).
-    multi_grid: unit rates for the last blocks of the last stage, e.g. (1, 2, 4)
-      (swidernet.md Table 3 "MG"); None disables.
-    include_top: attach the classification head; False returns endpoints "2".."5".
-    num_classes: classifier width.
-    input_shape: (H, W, 3) or None for any size.
-    pooling: "avg" or "max" pooling in the head.
-    classifier_activation: None (logits) or an activation name.
-    drop_path_rate: drop probability of the residual branches (paper: 0.2 constant).
-    drop_path_schedule: "constant" (paper) or "linear" (deeplab2 configs).
-    drop_path_beyond_stride: blocks whose input stride is below this get no drop path.
-    dropout_rate: dropout before the classifier.
-    norm, norm_momentum, norm_epsilon: normalisation settings.
-    weight_decay: L2 weight decay on conv kernels.
-    name: model name.
+  `SWideRNet(0.25, 0.5, 1)`: w1, w2 and l may be given by position. Endpoints "2".."5"
+  are the activated outputs of conv3..conv6 (deeplab2's res2..res5).
   """
+  ARCH = SWideRNetSpec
+  POSITIONAL = ("w1", "w2", "l")
+  COMMON_DEFAULTS = dict(norm=dict(momentum=0.99, epsilon=1e-3))
+  TINY = dict(w1=1 / 16, w2=1 / 16, num_classes=7)
+  MEAN_RGB = DEEPLAB_MEAN_RGB
+  STD_RGB = DEEPLAB_STD_RGB
 
-  def __init__(self, w1=1.0, w2=1.0, l=1.0, use_se=True, se_beyond_stride=2,
-               sac_beyond_stride=32,
-               output_stride=32, multi_grid=None, include_top=True, num_classes=1000,
-               input_shape=None, pooling="avg", classifier_activation=None,
-               drop_path_rate=0.2, drop_path_schedule="constant",
-               drop_path_beyond_stride=4, dropout_rate=0.0, norm="batch",
-               norm_momentum=0.99, norm_epsilon=1e-3, weight_decay=0.0,
-               name="swidernet", **kwargs):
-    config = dict(
-        w1=w1, w2=w2, l=l, use_se=use_se, se_beyond_stride=se_beyond_stride,
-        sac_beyond_stride=sac_beyond_stride,
-        output_stride=output_stride,
-        multi_grid=None if multi_grid is None else list(multi_grid),
-        include_top=include_top, num_classes=num_classes,
-        input_shape=None if input_shape is None else list(input_shape), pooling=pooling,
-        classifier_activation=classifier_activation, drop_path_rate=drop_path_rate,
-        drop_path_schedule=drop_path_schedule,
-        drop_path_beyond_stride=drop_path_beyond_stride, dropout_rate=dropout_rate,
-        norm=norm, norm_momentum=norm_momentum, norm_epsilon=norm_epsilon,
-        weight_decay=weight_decay, name=name)
-    config.update(kwargs)
-    plan = self._validate_and_plan(config)
-    common = dict(norm=norm, norm_momentum=norm_momentum, norm_epsilon=norm_epsilon,
-                  weight_decay=weight_decay)
-
-    inputs, x = self._make_inputs(input_shape, DEEPLAB_MEAN_RGB, DEEPLAB_STD_RGB)
+  def build_backbone(self, arch, common):
+    plan = self.plan(arch)
+    layer_settings = dict(common.norm.layer_kwargs(), weight_decay=common.weight_decay)
+    inputs, x = self.image_input(common)
     # Stem: 3x3 stride-2 conv + BN, no activation (the first block applies it).
-    x = ConvNormAct(int(round(64 * w1)), 3, strides=2, activation=None, name="stem",
-                    **common)(x)
-    act = get_activation("relu")
+    x = ConvNormAct(int(round(64 * arch.w1)), 3, strides=2, activation=None, name="stem",
+                    **layer_settings)(x)
+    act = get_activation(common.activation)
     endpoints = {}
     for stage_index, stage in enumerate(plan):
-      for block_index, spec in enumerate(stage):
-        x = self._make_block(spec, config, common,
-                             name=f"stage{stage_index + 1}_block{block_index + 1}")(x)
+      for block_index, block in enumerate(stage):
+        x = self.make_block(block, arch, common, layer_settings,
+                            name=f"stage{stage_index + 1}_block{block_index + 1}")(x)
       if stage_index >= 1:
-        endpoints[str(stage_index + 1)] = tf_keras.layers.Activation(
-            act, name=f"res{stage_index + 1}")(x)
-    self._finish(config, inputs, endpoints, "5", include_top, num_classes, pooling,
-                 classifier_activation, dropout_rate, name=name)
+        # The activated stage output is the endpoint and what the next stage consumes
+        # (its first block's own ReLU then changes nothing), so the graph is the same
+        # with and without the head.
+        x = tf_keras.layers.Activation(act, name=f"res{stage_index + 1}")(x)
+        endpoints[str(stage_index + 1)] = x
+    return inputs, endpoints
 
-  def _validate_and_plan(self, config):
-    """Checks the arguments and returns the block plan (subclasses may extend it)."""
-    self._check_common_args(config)
-    for key in ("w1", "w2", "l"):
-      validation.check_positive(key, config[key])
-    if int(3 * config["l"]) < 1:
-      raise ValueError(f"l must be >= 1/3 so that every stage has a block, received "
-                       f"l={config['l']!r}")
-    validation.check_in("output_stride", config["output_stride"], OUTPUT_STRIDES)
-    validation.check_in("sac_beyond_stride", config["sac_beyond_stride"], _SAC_STRIDES)
-    validation.check_in("se_beyond_stride", config["se_beyond_stride"], _SAC_STRIDES[1:])
-    validation.check_in("drop_path_schedule", config["drop_path_schedule"],
-                        ("constant", "linear"))
-    validation.check_positive("drop_path_beyond_stride", config["drop_path_beyond_stride"],
-                              integer=True)
-    multi_grid = _check_multi_grid(config["multi_grid"],
-                                   num_blocks_per_stage(config["l"])[-1])
-    return wide_resnet_plan(
-        config["w1"], config["w2"], config["l"], config["output_stride"],
-        config["sac_beyond_stride"], config["drop_path_rate"],
-        config["drop_path_schedule"], config["drop_path_beyond_stride"], multi_grid,
-        config["use_se"], config["se_beyond_stride"])
+  @classmethod
+  def plan(cls, arch):
+    """The block plan (subclasses place other block kinds in it)."""
+    return wide_resnet_plan(arch)
 
-  def _make_block(self, spec, config, common, name):
+  def make_block(self, block, arch, common, layer_settings, name):
     """Builds one residual block from its plan entry (subclasses add block kinds)."""
+    del arch
     return WideResidualBlock(
-        spec["filters"], kind=spec["kind"], strides=spec["strides"],
-        dilation_rate=spec["dilation_rate"],
-        second_dilation_rate=spec["second_dilation_rate"], use_se=spec["use_se"],
-        switchable_atrous=spec["switchable_atrous"],
-        drop_path_rate=spec["drop_path_rate"], name=name, **common)
+        block["filters"], kind=block["kind"], strides=block["strides"],
+        dilation_rate=block["dilation_rate"],
+        second_dilation_rate=block["second_dilation_rate"], use_se=block["use_se"],
+        switchable_atrous=block["switchable_atrous"],
+        drop_path_rate=block["drop_path_rate"], activation=common.activation, name=name,
+        **layer_settings)
 
-
-def WideResNet41(**kwargs):
-  """Wide-ResNet-41 (Chen et al. 2020 [4]): SWideRNet-(1, 1, 1) without SE and SAC."""
-  params = dict(w1=1.0, w2=1.0, l=1.0, use_se=False, sac_beyond_stride=0,
-                name="wide_resnet41")
-  params.update(kwargs)
-  return SWideRNet(**params)
-
-
-# Tiny configuration: same depth and layout, stage widths of a few channels.
-_TINY = dict(w1=1 / 16, w2=1 / 16, num_classes=7)
-
-register_model("wide_resnet41", WideResNet41, family="swidernet", tiny=_TINY,
-               paper="swidernet.md Table 1 (WR-41)")
 
 # Fast regime (swidernet.md Table 5) and strong regime (Table 4; 4.5 from Tables 8-10).
 FAST_VARIANTS = ((0.25, 0.25, 0.75), (0.25, 0.35, 0.75), (0.25, 0.35, 1), (0.25, 0.5, 1),
@@ -267,11 +228,16 @@ def variant_name(w1, w2, l):
   return "swidernet_" + "_".join(f"{v:g}" for v in (w1, w2, l))
 
 
-for _w1, _w2, _l in FAST_VARIANTS + STRONG_VARIANTS:
-  register_model(
-      variant_name(_w1, _w2, _l), SWideRNet,
-      defaults=dict(w1=_w1, w2=_w2, l=_l, name=variant_name(_w1, _w2, _l)),
-      family="swidernet",
-      tiny=_TINY,
-      paper=("swidernet.md Table 5 (fast)" if (_w1, _w2, _l) in FAST_VARIANTS
-             else "swidernet.md Table 4 (strong)"))
+PRESETS = register_presets(
+    # Wide-ResNet-41 (Chen et al. 2020 [4]): SWideRNet-(1, 1, 1) without SE and SAC.
+    Preset("wide_resnet41", SWideRNet,
+           fixed=dict(w1=1.0, w2=1.0, l=1.0, use_se=False, sac_beyond_stride=0),
+           source="swidernet.md Table 1 (WR-41)"),
+    *(Preset(variant_name(w1, w2, l), SWideRNet, fixed=dict(w1=w1, w2=w2, l=l),
+             source=("swidernet.md Table 5 (fast)" if (w1, w2, l) in FAST_VARIANTS
+                     else "swidernet.md Table 4 (strong)"))
+      for w1, w2, l in FAST_VARIANTS + STRONG_VARIANTS))
+
+WideResNet41 = preset_constructor(
+    "wide_resnet41", "WideResNet41",
+    "Wide-ResNet-41 (Chen et al. 2020): SWideRNet-(1, 1, 1) without SE and SAC.")

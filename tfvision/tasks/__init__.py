@@ -23,7 +23,6 @@ EXPERIMENT_PREFIX = "tfvision_"
 
 def list_experiments():
   """Sorted names of the registered tfvision experiments."""
-  _classification_configs.register_family_experiments()
   return sorted(name for name in exp_factory._REGISTERED_CONFIGS  # pylint: disable=protected-access
                 if isinstance(name, str) and name.startswith(EXPERIMENT_PREFIX))
 

@@ -6,9 +6,10 @@ differs:
 
 - the model is the tfvision classifier itself (`build_model_from_config(...,
   include_top=True)`: the family's own head and input normalisation);
-- the parser is Model Garden's (random-size crop, flip, color jitter, AutoAugment /
-  RandAugment, center-crop evaluation) with its ImageNet normalisation undone
-  (x * std + mean), so the model receives raw [0, 255] pixels like everywhere else;
+- the parser follows Model Garden's steps (random-size crop, flip, color jitter,
+  AutoAugment / RandAugment, center-crop evaluation) without its ImageNet
+  normalisation, so the model receives raw [0, 255] pixels like everywhere else and
+  normalises them once;
 - decoding runs in the error-tolerant stage (`tfvision.tasks.inputs`), and the
   `skipped_examples` metric counts corrupt images.
 """
@@ -29,13 +30,19 @@ from tfvision.tasks.common import initialize_from_checkpoint
 
 
 class RawPixelParser(classification_input.Parser):
-  """Model Garden's classification parser, returning [0, 255] pixels.
+  """Model Garden's classification parser, returning [0, 255] pixels, never normalised.
 
-  The parent normalises with Model Garden's ImageNet mean / std after augmentation;
-  this multiplies back by the std and adds the mean (exact up to float rounding), then
-  casts to the requested dtype. Color jitter runs here, on the pixels after AutoAugment /
-  RandAugment (`tfvision.data.augment.color_jitter`), instead of in the parent between
-  crop and resize: the parent's version cannot be traced in the error-tolerant stage.
+  The steps and their order are the parent's (`_parse_train_image` / `_parse_eval_image`
+  of `official.vision.dataloaders.classification_input.Parser`): decode and crop (or
+  center-crop), flip, resize, AutoAugment / RandAugment, DeiT's three augment; the
+  parent then normalises with Model Garden's ImageNet mean / std, which this parser
+  does not: the model normalises, once, as its paper did. Two steps differ:
+
+  - color jitter runs on the pixels after AutoAugment / RandAugment
+    (`tfvision.data.augment.color_jitter`) instead of between crop and resize: the
+    parent's version cannot be traced in the error-tolerant stage;
+  - random erasing, whose fill values are drawn in normalised units, runs on the image
+    normalised for that step only (the one place a round trip remains, when enabled).
   """
 
   def __init__(self, dtype="float32", color_jitter=0.0, **kwargs):
@@ -45,16 +52,54 @@ class RawPixelParser(classification_input.Parser):
     self._mean = tf.constant(preprocess_ops.MEAN_RGB, tf.float32)
     self._std = tf.constant(preprocess_ops.STDDEV_RGB, tf.float32)
 
-  def _to_pixels(self, image):
-    return tf.cast(tf.cast(image, tf.float32) * self._std + self._mean, self._pixel_dtype)
+  def _crop(self, decoded_tensors, training):
+    """The decoded image, randomly cropped (training) or center-cropped (the parent's)."""
+    image = decoded_tensors[self._image_field_key]
+    encoded = not tf.is_tensor(image) or image.dtype == tf.dtypes.string
+    if encoded and self._decode_jpeg_only and self._aug_crop:
+      shape = tf.image.extract_jpeg_shape(image)
+      if not training:
+        return preprocess_ops.center_crop_image_v2(image, shape, self._center_crop_fraction)
+      cropped = preprocess_ops.random_crop_image_v2(image, shape,
+                                                     area_range=self._crop_area_range)
+      return tf.cond(tf.reduce_all(tf.equal(tf.shape(cropped), shape)),
+                     lambda: preprocess_ops.center_crop_image_v2(image, shape),
+                     lambda: cropped)
+    if encoded:
+      image = tf.io.decode_image(image, channels=3)
+      image.set_shape([None, None, 3])
+    if not self._aug_crop:
+      return image
+    if not training:
+      return preprocess_ops.center_crop_image(image, self._center_crop_fraction)
+    cropped = preprocess_ops.random_crop_image(image, area_range=self._crop_area_range)
+    return tf.cond(tf.reduce_all(tf.equal(tf.shape(cropped), tf.shape(image))),
+                   lambda: preprocess_ops.center_crop_image(image), lambda: cropped)
+
+  def _resize(self, image):
+    image = tf.image.resize(image, self._output_size, method=self._tf_resize_method)
+    image.set_shape([self._output_size[0], self._output_size[1], 3])
+    return image
 
   def _parse_train_image(self, decoded_tensors):
-    image = tf.cast(super()._parse_train_image(decoded_tensors), tf.float32)
-    pixels = augment.color_jitter(image * self._std + self._mean, self._jitter)
-    return tf.cast(pixels, self._pixel_dtype)
+    image = self._crop(decoded_tensors, training=True)
+    if self._aug_rand_hflip:
+      image = tf.image.random_flip_left_right(image)
+    image = self._resize(image)
+    if self._augmenter is not None:
+      image = self._augmenter.distort(image)
+    if self._three_augment:
+      image = model_garden_augment.AutoAugment(
+          augmentation_name="deit3_three_augment", translate_const=20).distort(image)
+    image = augment.color_jitter(tf.cast(image, tf.float32), self._jitter)
+    if self._random_erasing is not None:
+      normalised = (image - self._mean) / self._std
+      image = self._random_erasing.distort(normalised) * self._std + self._mean
+    return tf.cast(image, self._pixel_dtype)
 
   def _parse_eval_image(self, decoded_tensors):
-    return self._to_pixels(super()._parse_eval_image(decoded_tensors))
+    image = self._resize(self._crop(decoded_tensors, training=False))
+    return tf.cast(image, self._pixel_dtype)
 
 
 def build_classifier(model_config, l2_weight_decay=0.0):

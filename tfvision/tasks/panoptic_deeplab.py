@@ -24,11 +24,10 @@ from tfvision.data import shapes  # noqa: F401  (registers the built-in TFDS dat
 from tfvision.data.panoptic import PanopticDatasetInfo
 from tfvision.evaluation.panoptic import PanopticEvaluator
 from tfvision.losses.panoptic import PanopticDeepLabLoss
-from tfvision.models.factory import build_model_from_config
 from tfvision.models.panoptic_deeplab import PanopticDeepLab
 from tfvision.ops.panoptic_postprocess import PanopticDeepLabPostProcessor
 from tfvision.tasks import inputs as inputs_lib
-from tfvision.tasks.common import initialize_from_checkpoint, minimize
+from tfvision.tasks.common import build_dense_model, initialize_from_checkpoint, minimize
 
 LOSS_TERMS = ("semantic_loss", "center_loss", "offset_loss")
 
@@ -46,27 +45,7 @@ def dataset_info(task_config):
 
 def build_panoptic_model(model_config, weight_decay=0.0):
   """PanopticDeepLab from a `PanopticDeepLabModel` config."""
-  norm = model_config.norm_activation
-  backbone = build_model_from_config(
-      model_config.backbone, norm, weight_decay, include_top=False,
-      output_stride=model_config.output_stride)
-  return PanopticDeepLab(
-      backbone, model_config.num_classes, output_stride=model_config.output_stride,
-      atrous_rates=model_config.atrous_rates, aspp_dropout_rate=model_config.aspp_dropout_rate,
-      separable_conv=model_config.separable_conv,
-      semantic_aspp_filters=model_config.semantic_aspp_filters,
-      semantic_decoder_filters=model_config.semantic_decoder_filters,
-      semantic_low_level_filters=list(model_config.semantic_low_level_filters),
-      semantic_head_filters=model_config.semantic_head_filters,
-      instance_aspp_filters=model_config.instance_aspp_filters,
-      instance_decoder_filters=model_config.instance_decoder_filters,
-      instance_low_level_filters=list(model_config.instance_low_level_filters),
-      center_head_filters=model_config.center_head_filters,
-      offset_head_filters=model_config.offset_head_filters,
-      fusion_kernel_size=model_config.fusion_kernel_size,
-      head_kernel_size=model_config.head_kernel_size,
-      norm="sync_batch" if norm.use_sync_bn else "batch", norm_momentum=norm.norm_momentum,
-      norm_epsilon=norm.norm_epsilon, activation=norm.activation, weight_decay=weight_decay)
+  return build_dense_model(PanopticDeepLab, model_config, model_config, weight_decay)
 
 
 @task_factory.register_task_cls(exp_cfg.PanopticDeepLabTask)

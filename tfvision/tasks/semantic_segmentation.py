@@ -17,34 +17,20 @@ from tfvision.data import robust
 from tfvision.data import shapes  # noqa: F401  (registers the built-in TFDS dataset)
 from tfvision.losses.panoptic import semantic_segmentation_loss
 from tfvision.models.deeplab import DeepLabV3, DeepLabV3Plus
-from tfvision.models.factory import build_model_from_config
 from tfvision.tasks import inputs as inputs_lib
-from tfvision.tasks.common import initialize_from_checkpoint, minimize
+from tfvision.tasks.common import build_dense_model, initialize_from_checkpoint, minimize
 
-DECODERS = ("v3", "v3plus")
+DECODERS = {"v3": DeepLabV3, "v3plus": DeepLabV3Plus}
 
 
 def build_deeplab(model_config, weight_decay=0.0):
   """DeepLabV3 / V3+ from a `DeepLabModel` config."""
-  if model_config.decoder not in DECODERS:
-    raise ValueError(f"decoder must be one of {DECODERS}, received "
-                     f"task.model.decoder={model_config.decoder!r}")
-  norm = model_config.norm_activation
-  backbone = build_model_from_config(model_config.backbone, norm, weight_decay,
-                                     include_top=False,
-                                     output_stride=model_config.output_stride)
-  common = dict(output_stride=model_config.output_stride,
-                atrous_rates=model_config.atrous_rates,
-                aspp_filters=model_config.aspp_filters,
-                aspp_dropout_rate=model_config.aspp_dropout_rate,
-                norm="sync_batch" if norm.use_sync_bn else "batch",
-                norm_momentum=norm.norm_momentum, norm_epsilon=norm.norm_epsilon,
-                activation=norm.activation, weight_decay=weight_decay)
-  if model_config.decoder == "v3":
-    return DeepLabV3(backbone, model_config.num_classes,
-                     head_filters=model_config.head_filters, **common)
-  return DeepLabV3Plus(backbone, model_config.num_classes,
-                       decoder_filters=model_config.head_filters, **common)
+  decoder = model_config.decoder
+  if decoder.type not in DECODERS:
+    raise ValueError(f"decoder.type must be one of {sorted(DECODERS)}, received "
+                     f"task.model.decoder.type={decoder.type!r}")
+  return build_dense_model(DECODERS[decoder.type], model_config, decoder.get(),
+                           weight_decay)
 
 
 class ConfusionMatrix(tf_keras.metrics.Metric):
