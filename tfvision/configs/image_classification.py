@@ -176,8 +176,9 @@ def imagenet_experiment(backbone, input_size, batch_size, epochs, optimizer,
                         aug_type=None, mixup=None, color_jitter=0.0,
                         center_crop_fraction=0.875, norm_activation=None,
                         dropout_rate=None, sgd_weight_decay=True, warmup_prefix=False,
-                        end_fraction=0.0, warmup_learning_rate=0.0, resize_method="bilinear",
-                        crop_area_range=(0.08, 1.0), random_erasing=None, pca_lighting=0.0):
+                        end_fraction=0.0, warmup_learning_rate=0.0,
+                        resize_method="bilinear", crop_area_range=(0.08, 1.0),
+                        random_erasing=None, pca_lighting=0.0):
   """An ImageNet classification experiment from a recipe's numbers.
 
   Args:

@@ -30,14 +30,15 @@ TPU_RESNET = "tensorflow/tpu models/official/resnet/resnet_model.py"
 AXIAL_TRAIN = "csrhddlam/axial-deeplab train.py"
 AXIAL_README = "csrhddlam/axial-deeplab README.md (training command)"
 AXIAL_SCHEDULE = "csrhddlam/axial-deeplab lib/utils.py (adjust_learning_rate)"
-DEEPLAB2_IMAGENET = "google-research/deeplab2 g3doc/projects/imagenet_pretrained_checkpoints.md"
-DEEPLAB2_CITYSCAPES = ("google-research/deeplab2 "
+DEEPLAB2 = "google-research/deeplab2"
+DEEPLAB2_IMAGENET = f"{DEEPLAB2} g3doc/projects/imagenet_pretrained_checkpoints.md"
+DEEPLAB2_CITYSCAPES = (f"{DEEPLAB2} "
                        "configs/cityscapes/panoptic_deeplab/swidernet_sac_1_1_1_os16.textproto")
-DEEPLAB2_COCO = "google-research/deeplab2 configs/coco/panoptic_deeplab/resnet50_os16.textproto"
+DEEPLAB2_COCO = f"{DEEPLAB2} configs/coco/panoptic_deeplab/resnet50_os16.textproto"
 DEEPLAB2_TRAINER = "google-research/deeplab2 trainer.proto"
 DEEPLAB2_DATASET = "google-research/deeplab2 dataset.proto"
 DEEPLAB2_EVALUATOR = "google-research/deeplab2 evaluator.proto"
-DEEPLAB2_LAYERS = "google-research/deeplab2 model/layers/convolutions.py (BatchNorm defaults)"
+DEEPLAB2_BN = f"{DEEPLAB2} trainer.proto (solver_options.batchnorm_momentum / _epsilon)"
 DEEPLAB2_DOC = "google-research/deeplab2 g3doc/projects/panoptic_deeplab.md"
 GLUON_ADE = "dmlc/web-data gluoncv/logs/segmentation/deeplab_resnest101_ade.sh"
 GLUON_CITYSCAPES = "dmlc/web-data gluoncv/logs/segmentation/psp_resnet101_citys.sh"
@@ -305,8 +306,8 @@ SWIDERNET_IMAGENET = {
     TRAIN + "aug_type.autoaug.augmentation_name": unsourced(
         "deeplab2 names no policy; Model Garden's 'v0' (the TPU codebase's ImageNet "
         "policy)"),
-    "task.model.norm_activation.norm_momentum": code(f"{DEEPLAB2_LAYERS}: momentum 0.99"),
-    "task.model.norm_activation.norm_epsilon": code(f"{DEEPLAB2_LAYERS}: epsilon 1e-3"),
+    "task.model.norm_activation.norm_momentum": code(f"{DEEPLAB2_BN}: momentum 0.99"),
+    "task.model.norm_activation.norm_epsilon": code(f"{DEEPLAB2_BN}: epsilon 1e-3"),
     "task.model.norm_activation.use_sync_bn": code(
         f"{DEEPLAB2_TRAINER}: use_sync_batchnorm defaults to true"),
     "task.model.backbone.type": paper("swidernet.md Table 1: SWideRNet-(1, 1, 1)"),
@@ -380,8 +381,9 @@ def _pale_card(name, drop_path):
       VAL + "center_crop_fraction": paper(
           "pale-transformer.md appendix: resize to 256, center crop 224"),
       "task.model.norm_activation.norm_momentum": code(
-          f"PyTorch BatchNorm2d default momentum 0.1 (decay 0.9), the framework of {three}"),
-      "task.model.norm_activation.norm_epsilon": code("PyTorch BatchNorm2d default eps 1e-5"),
+          f"PyTorch BatchNorm2d default momentum 0.1 (decay 0.9), as {three}"),
+      "task.model.norm_activation.norm_epsilon": code(
+          "PyTorch BatchNorm2d default eps 1e-5"),
   }
 
 
@@ -389,10 +391,12 @@ def _pale_card(name, drop_path):
 
 PANOPTIC_COMMON = {
     **_runtime(),
-    "task.losses.top_k_percent": code(f"{DEEPLAB2_CITYSCAPES}: semantic top_k_percent 0.2 "
-                                      f"(Panoptic-DeepLab's loss, swidernet.md Sec. 4)"),
+    "task.losses.top_k_percent": code(
+        f"{DEEPLAB2_CITYSCAPES}: semantic top_k_percent 0.2 (Panoptic-DeepLab's loss, "
+        f"swidernet.md Sec. 4)"),
     "task.losses.center_weight": code(f"{DEEPLAB2_CITYSCAPES}: center_loss weight 200"),
-    "task.losses.offset_weight": code(f"{DEEPLAB2_CITYSCAPES}: regression_loss weight 0.01"),
+    "task.losses.offset_weight": code(
+        f"{DEEPLAB2_CITYSCAPES}: regression_loss weight 0.01"),
     "task.losses.l2_weight_decay": paper("swidernet.md Sec. 4: no weight decay"),
     TRAIN + "parser.sigma": code(f"{DEEPLAB2_DATASET}: sigma 8"),
     TRAIN + "parser.small_instance_weight": code(
