@@ -37,6 +37,7 @@ from tfvision.configs import panoptic_deeplab as panoptic_cfg
 from tfvision.configs import semantic_segmentation as segmentation_cfg
 from tfvision.data import shapes
 from tfvision.models.registry import get_model_entry
+from tfvision.tasks.common import backbone_of
 
 EXPERIMENTS = tfvision.tasks.list_experiments()
 CONFIG_DIR = pathlib.Path(__file__).resolve().parents[1] / "configs"
@@ -212,6 +213,14 @@ def test_experiment_trains_two_steps(group, tiny_data_dir):
   optimizer = task.create_optimizer(params.trainer.optimizer_config, params.runtime)
   metrics = task.build_metrics(training=True)
   size = params.task.model.input_size[0]
+  if isinstance(params.task, segmentation_cfg.SemanticSegmentationTask):
+    # GluonCV's head lr_mult: every variable outside the backbone, none inside.
+    multipliers = task.gradient_multipliers(model) or {}
+    factor = params.task.head_learning_rate_multiplier
+    backbone = {v.ref() for v in backbone_of(model).trainable_variables}
+    expected = {v.ref() for v in model.trainable_variables} - backbone
+    assert set(multipliers) == (expected if factor != 1.0 else set())
+    assert set(multipliers.values()) <= {factor}
   before = [v.numpy() for v in model.trainable_variables]
   losses = []
   for images, labels in _batches(task, params, params.task.train_data, 2, replicas):

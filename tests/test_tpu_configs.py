@@ -5,6 +5,7 @@ batch is tests/test_experiments.py."""
 import pathlib
 import re
 import sys
+import types
 
 import pytest
 import tensorflow as tf
@@ -104,3 +105,37 @@ def test_padding_completes_the_last_block_and_marks_it():
   with pytest.raises(ValueError, match=r"task\.validation_data\.global_batch_size=30"):
     inputs_lib.pipeline_batch(30, tf.distribute.InputContext(num_input_pipelines=4),
                               key="task.validation_data.global_batch_size")
+
+
+def test_padded_validation_step_scores_only_the_real_examples():
+  from official.core import task_factory  # pylint: disable=import-outside-toplevel
+  params = exp_factory.get_exp_config("tfvision_shapes_classification")
+  params.task.model.input_size = [32, 32, 3]
+  params.task.model.backbone.swidernet.override({"w1": 1 / 16, "w2": 1 / 16})
+  task = task_factory.get_task(params.task)
+  model = task.build_model()
+  images = tf.random.stateless_uniform([4, 32, 32, 3], [1, 2], maxval=255.0)
+  labels = {"label": tf.constant([0, 1, 2, 1]), "skipped_examples": tf.zeros([4], tf.int64)}
+  plain_metrics = task.build_metrics(training=False)
+  plain = task.validation_step((images, labels), model, metrics=plain_metrics)
+  # The same four examples followed by four empty ones of weight 0.
+  padded_images = tf.concat([images, tf.zeros_like(images)], 0)
+  padded_labels = {key: tf.concat([value, tf.zeros_like(value)], 0)
+                   for key, value in labels.items()}
+  padded_labels["valid_example"] = tf.constant([1.0] * 4 + [0.0] * 4)
+  padded_metrics = task.build_metrics(training=False)
+  padded = task.validation_step((padded_images, padded_labels), model,
+                                metrics=padded_metrics)
+  assert float(padded[task.loss]) == pytest.approx(float(plain[task.loss]), rel=1e-5)
+  for a, b in zip(plain_metrics, padded_metrics):
+    assert float(a.result()) == pytest.approx(float(b.result())), a.name
+
+
+def test_panoptic_evaluation_skips_empty_examples():
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from tfvision.tasks.panoptic_deeplab import update_evaluator  # pylint: disable=import-outside-toplevel
+  seen = []
+  evaluator = types.SimpleNamespace(update=lambda gt, pan, sem: seen.append(gt.shape))
+  maps = np.ones([2, 4, 6], np.int32)
+  update_evaluator(evaluator, maps, maps, maps, np.array([[3, 5], [0, 0]]))
+  assert seen == [(3, 5)]

@@ -531,7 +531,9 @@ def _deeplabv3_card(dataset):
           f"DropBlock schedule, so 0.1 throughout fine-tuning"),
       "task.model.norm_activation.use_sync_bn": paper(
           f"resnest.md Sec. 7.3: synchronized BN ({script}: --syncbn)"),
-      "task.losses.l2_weight_decay": code(f"{GLUON_TRAIN}: --weight-decay 1e-4"),
+      "task.losses.l2_weight_decay": code(
+          f"{GLUON_TRAIN}: --weight-decay 1e-4 (on every parameter, the scripts do not pass "
+          f"--no-wd; tfvision's L2 is on the kernels)"),
   }
   if dataset == "ade20k":
     card.update({
