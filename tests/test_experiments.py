@@ -1,18 +1,27 @@
 """Every registered tfvision experiment: validates, builds, and trains two steps.
 
+An experiment with a TPU YAML (configs/**/*_tpu.yaml) is loaded through it and runs
+with the per-replica batches that YAML gives on an 8-core TPU: its input pipelines are
+built with an input context of 8 replicas, so Model Garden's reader divides the
+experiment's own global batches (training and, padded, evaluation) by 8. Two training
+steps and one validation step then run on one such batch. The demos on tfvision_shapes
+(no YAML) use a batch of 2.
+
 Each experiment keeps its recipe (optimizer, schedule, augmentation, losses, model
 layout) and gets only what a CPU test needs: the built-in `tfvision_shapes/tiny` data
-(64 x 64 images; classification crops 32 x 32), a batch of 2, float32, the registry's
-`tiny` widths for its backbone, narrow dense-prediction heads, and ResNeSt at depth 50
-(the deeper ResNeSt experiments differ from ResNeSt-50's only in depth, batch and crop;
-tests/test_resnest.py builds and trains the deep tiny models). The two steps run eagerly.
+(64 x 64 images; classification crops 32 x 32), float32, the registry's `tiny` widths
+for its backbone, narrow dense-prediction heads, and ResNeSt at depth 50 (the deeper
+ResNeSt experiments differ from ResNeSt-50's only in depth, batch and crop;
+tests/test_resnest.py builds and trains the deep tiny models). The steps run eagerly.
 
-Experiments with the same input recipe (the four ResNeSt, the three Pale, ...) share
-the two batches their pipeline produced: building an AutoAugment pipeline costs more
-than the training steps.
+Experiments with the same input recipe (the Pale family, the fast-regime Panoptic-DeepLab
+variants of a dataset, ...) share the batches their pipeline produced: building an
+AutoAugment pipeline costs more than the training steps.
 """
 import json
 import math
+import pathlib
+import re
 
 import numpy as np
 import pytest
@@ -20,6 +29,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from official.core import exp_factory
 from official.core import task_factory
+from official.modeling.hyperparams import params_dict
 
 import tfvision.tasks
 from tests import harness
@@ -28,8 +38,14 @@ from tfvision.configs import panoptic_deeplab as panoptic_cfg
 from tfvision.configs import semantic_segmentation as segmentation_cfg
 from tfvision.data import shapes
 from tfvision.models.factory import FAMILIES
+from tfvision.tasks.common import backbone_of
 
 EXPERIMENTS = tfvision.tasks.list_experiments()
+CONFIG_DIR = pathlib.Path(__file__).resolve().parents[1] / "configs"
+TPU_YAMLS = {re.search(r"^# experiment: (\S+)$", p.read_text(), re.M).group(1): p
+             for p in sorted(CONFIG_DIR.rglob("*_tpu.yaml"))}
+# The replicas of the smallest TPU slice every TPU YAML supports.
+TPU_REPLICAS = 8
 TINY_DATA = "tfvision_shapes/tiny"
 SIZE = 64
 CLASSIFICATION_SIZE = 32
@@ -73,13 +89,21 @@ def _tiny_backbone(backbone):
     spec.depth = 50
 
 
-def tiny_params(name, data_dir, batch=2):
-  """The experiment's config with tiny data, model and batch (recipe unchanged)."""
+def tiny_params(name, data_dir, batch=2, yaml_path=None):
+  """The experiment's config with tiny data and model (recipe unchanged).
+
+  With `yaml_path` the config is loaded through that YAML file and keeps its global
+  batch sizes; otherwise both become `batch`.
+  """
   params = exp_factory.get_exp_config(name)
+  if yaml_path is not None:
+    params = params_dict.override_params_dict(params, str(yaml_path), is_strict=True)
   params.validate()
   task = params.task
   data = {"tfds_name": TINY_DATA, "tfds_data_dir": data_dir, "input_path": "",
-          "global_batch_size": batch, "shuffle_buffer_size": 8}
+          "shuffle_buffer_size": 8}
+  if yaml_path is None:
+    data["global_batch_size"] = batch
   task.train_data.override(dict(data, tfds_split="train"))
   task.validation_data.override(dict(data, tfds_split="validation"))
   params.runtime.override({"mixed_precision_dtype": "float32"})
@@ -106,6 +130,9 @@ def tiny_params(name, data_dir, batch=2):
     task.labels.override({"thing_classes": list(shapes.THING_IDS),
                           "ignore_label": shapes.IGNORE_LABEL,
                           "label_divisor": shapes.LABEL_DIVISOR})
+    # Instance ids must fit below the tiny dataset's label divisor.
+    task.post_process.keep_k_centers = min(task.post_process.keep_k_centers,
+                                           shapes.LABEL_DIVISOR - 1)
   params.validate()
   return params
 
@@ -113,20 +140,65 @@ def tiny_params(name, data_dir, batch=2):
 _BATCHES = {}
 
 
-def _two_batches(task, params):
-  """Two training batches of the experiment's pipeline (shared by equal recipes)."""
-  key = json.dumps([type(params.task).__name__, params.task.train_data.as_dict(),
-                    params.task.model.input_size, params.task.model.num_classes],
-                   sort_keys=True, default=str)
+def _input_context(replicas):
+  return tf.distribute.InputContext(num_input_pipelines=1, input_pipeline_id=0,
+                                    num_replicas_in_sync=replicas)
+
+
+def _batches(task, params, data, count, replicas):
+  """`count` batches of a data config's pipeline (shared by equal recipes)."""
+  key = json.dumps([type(params.task).__name__, data.as_dict(),
+                    params.task.model.input_size, params.task.model.num_classes,
+                    replicas], sort_keys=True, default=str)
   if key not in _BATCHES:
-    batches = iter(task.build_inputs(params.task.train_data))
-    _BATCHES[key] = [next(batches), next(batches)]
+    batches = iter(task.build_inputs(data, _input_context(replicas)))
+    _BATCHES[key] = [next(batches) for _ in range(count)]
   return _BATCHES[key]
 
 
-@pytest.mark.parametrize("name", EXPERIMENTS)
-def test_experiment_trains_two_steps(name, tiny_data_dir):
-  params = tiny_params(name, tiny_data_dir)
+def _evaluation(task, params, replicas):
+  """The first evaluation batch, and the real and total examples of the whole pass."""
+  first, real, total = None, 0, 0
+  for images, labels in task.build_inputs(params.task.validation_data,
+                                          _input_context(replicas)):
+    first = first or (images, labels)
+    real += int(tf.reduce_sum(labels["valid_example"]))
+    total += int(labels["valid_example"].shape[0])
+  return first, real, total
+
+
+def _tiny_key(name):
+  params = tiny_params(name, "TINY_DATA_DIR", yaml_path=TPU_YAMLS.get(name))
+  return json.dumps(params.as_dict(), sort_keys=True, default=str)
+
+
+def _groups():
+  """Experiments grouped by identical tiny configs (e.g. fast-regime variants that
+  differ only in the backbone widths the tiny test replaces): each group runs once."""
+  groups = {}
+  for name in EXPERIMENTS:
+    groups.setdefault(_tiny_key(name), []).append(name)
+  return list(groups.values())
+
+
+GROUPS = _groups()
+
+
+def test_every_experiment_is_trained():
+  assert sorted(n for group in GROUPS for n in group) == EXPERIMENTS
+  # The fast-regime variants of a dataset share two tiny configs (l = 0.75 and l = 1).
+  fast = [g for g in GROUPS if "_0.25_" in g[0]]
+  assert sorted(len(g) for g in fast) == [2, 2, 3, 3]
+
+
+@pytest.mark.parametrize("group", GROUPS, ids=lambda g: g[0] + (f"+{len(g) - 1}" if
+                                                                len(g) > 1 else ""))
+def test_experiment_trains_two_steps(group, tiny_data_dir):
+  name = group[0]
+  yaml_path = TPU_YAMLS.get(name)
+  params = tiny_params(name, tiny_data_dir, yaml_path=yaml_path)
+  replicas = TPU_REPLICAS if yaml_path is not None else 1
+  train_batch = params.task.train_data.global_batch_size // replicas
   task = task_factory.get_task(params.task)
   model = task.build_model()
   task.initialize(model)
@@ -146,10 +218,18 @@ def test_experiment_trains_two_steps(name, tiny_data_dir):
   optimizer.apply_gradients = recording_apply_gradients
   metrics = task.build_metrics(training=True)
   size = params.task.model.input_size[0]
+  if isinstance(params.task, segmentation_cfg.SemanticSegmentationTask):
+    # GluonCV's head lr_mult: every variable outside the backbone, none inside.
+    multipliers = task.gradient_multipliers(model) or {}
+    factor = params.task.head_learning_rate_multiplier
+    backbone = {v.ref() for v in backbone_of(model).trainable_variables}
+    expected = {v.ref() for v in model.trainable_variables} - backbone
+    assert set(multipliers) == (expected if factor != 1.0 else set())
+    assert set(multipliers.values()) <= {factor}
   before = [v.numpy() for v in model.trainable_variables]
   losses = []
-  for images, labels in _two_batches(task, params):
-    assert images.shape == (2, size, size, 3) and images.dtype == tf.float32
+  for images, labels in _batches(task, params, params.task.train_data, 2, replicas):
+    assert images.shape == (train_batch, size, size, 3) and images.dtype == tf.float32
     # Raw pixels reach the model (each family normalises internally).
     assert float(tf.reduce_max(images)) > 2.0
     logs = task.train_step((images, labels), model, optimizer, metrics=metrics)
@@ -166,3 +246,15 @@ def test_experiment_trains_two_steps(name, tiny_data_dir):
   assert changed > 0, name
   skipped = [m for m in metrics if m.name == "skipped_examples"]
   assert skipped and float(skipped[0].result()) == 0.0
+  if yaml_path is None:
+    return
+  # Evaluation: the padded global batch divided over the 8 replicas; one validation step.
+  validation = params.task.validation_data
+  (images, labels), real, total = _evaluation(task, params, replicas)
+  assert images.shape[0] == validation.global_batch_size // replicas
+  assert set(np.unique(labels["valid_example"].numpy())) <= {0.0, 1.0}
+  logs = task.validation_step((images, labels), model,
+                              metrics=task.build_metrics(training=False))
+  assert math.isfinite(float(logs[task.loss]))
+  split = tfds.builder(TINY_DATA, data_dir=tiny_data_dir).info.splits["validation"]
+  assert real == split.num_examples and total % validation.global_batch_size == 0

@@ -295,3 +295,58 @@ def test_interleave_cycle_is_capped_by_files_per_pipeline(monkeypatch):
   assert inputs_lib.interleave_cycle_length(config, context(64)) == 3
   assert inputs_lib.interleave_cycle_length(config.replace(cycle_length=8)) == 8
   assert inputs_lib.interleave_cycle_length(config.replace(is_training=False)) is None
+
+
+# --- recipe augmentations and the head learning-rate multiplier ---------------------------
+
+def test_pca_lighting_shifts_every_pixel_along_imagenets_principal_components():
+  from tfvision.data import augment  # pylint: disable=import-outside-toplevel
+  grey = tf.fill([3, 4, 3], 128.0)
+  assert augment.pca_lighting(grey, 0.0) is grey
+  tf.random.set_seed(0)
+  shifts = np.stack([(augment.pca_lighting(grey, 0.1) - grey).numpy() for _ in range(400)])
+  # One shift per image, the same at every pixel.
+  np.testing.assert_allclose(shifts, shifts[:, :1, :1, :] * np.ones_like(shifts), atol=1e-4)
+  # Its covariance: V diag((0.1 * eigenvalue)^2) V^T (AlexNet / GluonCV RandomLighting).
+  vectors = np.array(augment.IMAGENET_PCA_EIGENVECTORS)
+  expected = vectors @ np.diag((0.1 * np.array(augment.IMAGENET_PCA_EIGENVALUES)) ** 2) @ (
+      vectors.T)
+  np.testing.assert_allclose(np.cov(shifts[:, 0, 0, :].T), expected, rtol=0.25, atol=0.5)
+  with pytest.raises(ValueError, match=r"alpha_std=-1"):
+    augment.pca_lighting(grey, -1)
+
+
+def test_random_scale_on_deeplab2s_grid():
+  from tfvision.data import augment  # pylint: disable=import-outside-toplevel
+  tf.random.set_seed(1)
+  draws = np.array([float(augment.random_scale_factor(0.5, 2.0, 0.1)) for _ in range(400)])
+  grid = np.round(np.arange(0.5, 2.0001, 0.1), 6)
+  assert set(np.round(draws, 6)) == set(grid)  # all 16 factors, nothing else
+  continuous = [float(augment.random_scale_factor(0.5, 2.0)) for _ in range(20)]
+  assert all(0.5 <= v < 2.0 for v in continuous) and len(set(continuous)) == 20
+  with pytest.raises(ValueError, match=r"step=-0\.1"):
+    augment.random_scale_factor(0.5, 2.0, -0.1)
+
+
+def test_gradient_multipliers_scale_the_sgd_update_of_their_variables():
+  from tfvision.tasks.common import minimize  # pylint: disable=import-outside-toplevel
+  inputs = tf_keras.Input([2])
+  first = tf_keras.layers.Dense(2, name="body")
+  second = tf_keras.layers.Dense(1, name="head")
+  model = tf_keras.Model(inputs, second(first(inputs)))
+  x = tf.constant([[1.0, -2.0], [0.5, 3.0]])
+
+  def updates(multipliers):
+    start = [v.numpy() for v in model.trainable_variables]
+    optimizer = tf_keras.optimizers.SGD(0.01, momentum=0.9)
+    minimize(lambda: (tf.reduce_mean(model(x) ** 2), None), model, optimizer, multipliers)
+    end = [v.numpy() for v in model.trainable_variables]
+    for variable, value in zip(model.trainable_variables, start):
+      variable.assign(value)
+    return [e - s for s, e in zip(start, end)]
+
+  plain = updates(None)
+  scaled = updates({v.ref(): 10.0 for v in second.trainable_variables})
+  for variable, a, b in zip(model.trainable_variables, plain, scaled):
+    factor = 10.0 if variable.name.startswith("head") else 1.0
+    np.testing.assert_allclose(b, factor * a, rtol=1e-5, atol=1e-8)

@@ -20,6 +20,11 @@ runs the same command with its own TF_CONFIG, e.g. worker 0 of two:
 "task": {"type": "worker", "index": 0}}'`; worker 0 is the chief and writes the
 checkpoints and summaries, the others write to temporary directories).
 
+`tfvision-train --describe EXPERIMENT` prints the experiment's recipe card: every
+setting that differs from Model Garden's defaults, with its source (paper section /
+table, reference code, or why tfvision deviates or no source exists; RECIPES.md has all
+of them). With --config_file / --params_override it describes the resulting config.
+
 A run resumes from the latest checkpoint in --model_dir: kill it (even with SIGKILL)
 and start the same command again; the step counter continues from the checkpoint.
 --seed N seeds Python, NumPy and TensorFlow first, so initialisation repeats.
@@ -178,11 +183,30 @@ def seed_everything(seed):
   tf_keras.utils.set_random_seed(seed)
 
 
+def describe(flags_obj):
+  """The recipe card of --describe's experiment (with any YAML / overrides applied)."""
+  from tfvision.configs import recipes  # pylint: disable=import-outside-toplevel
+  name = check_experiment(flags_obj.describe)
+  flags_obj.experiment = name
+  params = parse_configuration(flags_obj)
+  try:
+    return recipes.describe(name, params)
+  except ValueError as error:
+    raise ConfigError(str(error)) from None
+
+
 def _main(argv):
   del argv
   if FLAGS.list:
     for name in _experiment_names():
       print(name)
+    return 0
+  if FLAGS.describe:
+    try:
+      print(describe(FLAGS))
+    except ConfigError as error:
+      print(f"tfvision-train: error: {error}", file=sys.stderr)
+      return 2
     return 0
   for required in ("experiment", "mode", "model_dir"):
     if not getattr(FLAGS, required):
@@ -199,11 +223,15 @@ def _main(argv):
 
 
 def define_flags():
-  """Model Garden's training flags plus --list, --count_flops and --seed."""
+  """Model Garden's training flags plus --list, --describe, --count_flops and --seed."""
   if "experiment" not in FLAGS:
     tfm_flags.define_flags()
   if "list" not in FLAGS:
     flags.DEFINE_bool("list", False, "print the tfvision experiments and exit")
+  if "describe" not in FLAGS:
+    flags.DEFINE_string("describe", None, "print the recipe card of this experiment "
+                        "(each setting that differs from Model Garden's defaults and its "
+                        "source) and exit")
   if "count_flops" not in FLAGS:
     flags.DEFINE_bool("count_flops", True, "log Model Garden's profiler FLOPs count "
                       "after training (tens of seconds on a CPU)")

@@ -61,11 +61,26 @@ def autoaugment(name):
   return model_garden_augment.AutoAugment(policies=policy(name))
 
 
-def random_scale(image, label, min_scale, max_scale):
-  """Resizes image (bilinear) and label (nearest) by a factor in [min_scale, max_scale]."""
+def random_scale_factor(min_scale, max_scale, step=0.0):
+  """A random scale factor: uniform in [min_scale, max_scale], or on its grid of `step`.
+
+  deeplab2's `get_random_scale` (data/preprocessing/preprocess_utils.py): with step > 0
+  the factor is one of min_scale, min_scale + step, ..., max_scale, each equally likely
+  (its Cityscapes / COCO configs use step 0.1).
+  """
+  validation.check_non_negative("step", step)
+  if step == 0 or min_scale == max_scale:
+    return tf.random.uniform([], min_scale, max_scale)
+  count = int((max_scale - min_scale) / step + 1)
+  index = tf.random.uniform([], 0, count, tf.int32)
+  return min_scale + tf.cast(index, tf.float32) * float(step)
+
+
+def random_scale(image, label, min_scale, max_scale, step=0.0):
+  """Resizes image (bilinear) and label (nearest) by a random factor in [min, max]."""
   if min_scale == max_scale == 1.0:
     return image, label
-  scale = tf.random.uniform([], min_scale, max_scale)
+  scale = random_scale_factor(min_scale, max_scale, step)
   size = tf.cast(tf.round(tf.cast(tf.shape(image)[:2], tf.float32) * scale), tf.int32)
   size = tf.maximum(size, 1)
   image = tf.image.resize(image, size, method="bilinear")
@@ -115,7 +130,7 @@ def fit_within(image, label, height, width):
 
 
 def dense_augment(image, label, crop_size, void_label, min_scale=1.0, max_scale=1.0,
-                  flip=True, pad_value=127.5):
+                  flip=True, pad_value=127.5, scale_step=0.0):
   """deeplab2's training augmentation: random scale, pad, random crop, flip.
 
   Args:
@@ -126,6 +141,7 @@ def dense_augment(image, label, crop_size, void_label, min_scale=1.0, max_scale=
     min_scale, max_scale: range of the random scale factor.
     flip: random left-right flip.
     pad_value: image value of padded pixels (the mean pixel).
+    scale_step: grid of the scale factor (0: continuous; `random_scale_factor`).
   Returns: (image [h, w, 3], label [h, w]) with (h, w) = crop_size.
   """
   validation.check_positive("min_scale", min_scale)
@@ -134,7 +150,7 @@ def dense_augment(image, label, crop_size, void_label, min_scale=1.0, max_scale=
     raise ValueError(f"min_scale must not exceed max_scale={max_scale!r}, received "
                      f"min_scale={min_scale!r}")
   height, width = crop_size
-  image, label = random_scale(image, label, min_scale, max_scale)
+  image, label = random_scale(image, label, min_scale, max_scale, scale_step)
   image, label = pad_to_size(image, label, height, width, pad_value, void_label)
   image, label = random_crop(image, label, height, width)
   if flip:
@@ -176,3 +192,31 @@ def color_jitter(image, strength):
   image = tf.clip_by_value(mean + factor() * (image - mean), 0.0, 255.0)
   grey_image = grey(image)
   return tf.clip_by_value(grey_image + factor() * (image - grey_image), 0.0, 255.0)
+
+
+# The PCA of ImageNet's RGB pixels on the [0, 255] scale (AlexNet's "lighting" noise), as
+# MXNet's `LightingAug` / GluonCV's `RandomLighting`, which ResNeSt's training script uses.
+IMAGENET_PCA_EIGENVALUES = (55.46, 4.794, 1.148)
+IMAGENET_PCA_EIGENVECTORS = ((-0.5675, 0.7192, 0.4009),
+                             (-0.5808, -0.0045, -0.8140),
+                             (-0.5836, -0.6948, 0.4203))
+
+
+def pca_lighting(image, alpha_std):
+  """AlexNet's PCA lighting noise on float [0, 255] RGB pixels.
+
+  Adds sum_j eigenvector_j * alpha_j * eigenvalue_j to every pixel, alpha_j ~ N(0,
+  alpha_std), then clips to [0, 255] (resnest.md Sec. 6.1 "changing the lighting";
+  ResNeSt `scripts/gluon/train.py`: `RandomLighting(0.1)` after the color jitter).
+
+  Args:
+    image: float [H, W, 3] pixels in [0, 255].
+    alpha_std: standard deviation of the per-component noise (>= 0); 0 returns the image.
+  """
+  validation.check_non_negative("alpha_std", alpha_std)
+  if not alpha_std:
+    return image
+  alpha = tf.random.normal([3], stddev=alpha_std)
+  eigenvectors = tf.constant(IMAGENET_PCA_EIGENVECTORS, tf.float32)
+  shift = tf.linalg.matvec(eigenvectors, alpha * tf.constant(IMAGENET_PCA_EIGENVALUES))
+  return tf.clip_by_value(tf.cast(image, tf.float32) + shift, 0.0, 255.0)

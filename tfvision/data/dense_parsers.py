@@ -37,8 +37,11 @@ class _DenseParser:
   """Shared augmentation / padding of image + label map."""
 
   def __init__(self, output_size, void_label, is_training, aug_scale_min=1.0,
-               aug_scale_max=1.0, aug_rand_hflip=True, autoaugment_policy=None):
+               aug_scale_max=1.0, aug_rand_hflip=True, autoaugment_policy=None,
+               aug_scale_step=0.0):
     self.output_size = _check_size(output_size)
+    validation.check_non_negative("aug_scale_step", aug_scale_step)
+    self.aug_scale_step = float(aug_scale_step)
     self.void_label = int(void_label)
     self.is_training = bool(is_training)
     self.aug_scale_min = float(aug_scale_min)
@@ -57,7 +60,8 @@ class _DenseParser:
         image = self._augmenter.distort(tf.cast(image, tf.uint8))
       image, label = augment.dense_augment(
           tf.cast(image, tf.float32), label, (height, width), self.void_label,
-          self.aug_scale_min, self.aug_scale_max, self.aug_rand_hflip, PAD_PIXEL)
+          self.aug_scale_min, self.aug_scale_max, self.aug_rand_hflip, PAD_PIXEL,
+          self.aug_scale_step)
       valid = tf.constant([height, width], tf.int32)
     else:
       image, label = augment.fit_within(tf.cast(image, tf.float32), label, height, width)
@@ -79,6 +83,7 @@ class PanopticParser(_DenseParser):
     sigma: standard deviation of the center Gaussians, in pixels.
     small_instance_area, small_instance_weight: semantic weight of small instances.
     aug_scale_min, aug_scale_max, aug_rand_hflip, autoaugment_policy: augmentation.
+    aug_scale_step: grid of the random scale (0: continuous; deeplab2's configs: 0.1).
   Output labels: `panoptic_targets`' six maps, "panoptic" [h, w] int32 and
   "valid_size" [2] int32.
   """
@@ -86,9 +91,9 @@ class PanopticParser(_DenseParser):
   def __init__(self, output_size, num_classes, thing_classes, label_divisor, ignore_label,
                is_training, sigma=8.0, small_instance_area=4096, small_instance_weight=3.0,
                aug_scale_min=1.0, aug_scale_max=1.0, aug_rand_hflip=True,
-               autoaugment_policy=None):
+               autoaugment_policy=None, aug_scale_step=0.0):
     super().__init__(output_size, ignore_label * label_divisor, is_training, aug_scale_min,
-                     aug_scale_max, aug_rand_hflip, autoaugment_policy)
+                     aug_scale_max, aug_rand_hflip, autoaugment_policy, aug_scale_step)
     self.target_kwargs = dict(
         num_classes=num_classes, thing_classes=list(thing_classes),
         label_divisor=label_divisor, ignore_label=ignore_label, sigma=sigma,
@@ -111,15 +116,16 @@ class SemanticParser(_DenseParser):
   Args:
     output_size: crop / evaluation (height, width).
     ignore_label: label of void pixels (also used for padding).
-    is_training, aug_scale_min, aug_scale_max, aug_rand_hflip, autoaugment_policy: as
-      PanopticParser.
+    is_training, aug_scale_min, aug_scale_max, aug_rand_hflip, autoaugment_policy,
+      aug_scale_step: as PanopticParser.
   """
 
   def __init__(self, output_size, ignore_label, is_training, aug_scale_min=1.0,
-               aug_scale_max=1.0, aug_rand_hflip=True, autoaugment_policy=None):
+               aug_scale_max=1.0, aug_rand_hflip=True, autoaugment_policy=None,
+               aug_scale_step=0.0):
     validation.check_non_negative("ignore_label", ignore_label, integer=True)
     super().__init__(output_size, ignore_label, is_training, aug_scale_min, aug_scale_max,
-                     aug_rand_hflip, autoaugment_policy)
+                     aug_rand_hflip, autoaugment_policy, aug_scale_step)
 
   def __call__(self, decoded):
     image, semantic, valid = self._image_and_label(decoded["image"], decoded["semantic"])

@@ -27,13 +27,16 @@ def build_dense_model(model_class, model_config, decoder_spec, weight_decay=0.0)
                      **decoder, **norm_activation_arguments(norm))
 
 
-def minimize(loss_fn, model, optimizer):
+def minimize(loss_fn, model, optimizer, gradient_multipliers=None):
   """One optimisation step under any distribution strategy and precision policy.
 
   Args:
     loss_fn: () -> (loss, extras): the per-replica mean loss and anything to return.
     model: the model whose trainable variables are updated.
     optimizer: a tf_keras optimizer, possibly a LossScaleOptimizer (float16).
+    gradient_multipliers: None, or {variable reference: factor} scaling those
+      variables' gradients (a per-layer learning-rate multiplier for SGD, as MXNet's
+      `lr_mult`, which scales the whole update including weight decay).
 
   Returns:
     (loss, extras). The loss is divided by the number of replicas before the
@@ -49,8 +52,20 @@ def minimize(loss_fn, model, optimizer):
   grads = tape.gradient(scaled, variables)
   if isinstance(optimizer, tf_keras.mixed_precision.LossScaleOptimizer):
     grads = optimizer.get_unscaled_gradients(grads)
+  if gradient_multipliers:
+    grads = [g * gradient_multipliers[v.ref()] if g is not None and v.ref() in
+             gradient_multipliers else g for g, v in zip(grads, variables)]
   optimizer.apply_gradients(list(zip(grads, variables)))
   return loss, extras
+
+
+def weighted_mean(values, weights=None):
+  """Mean of per-example values [B], weighted by `weights` [B] when given (padded
+  evaluation: the empty examples have weight 0)."""
+  if weights is None:
+    return tf.reduce_mean(values)
+  weights = tf.cast(weights, values.dtype)
+  return tf.math.divide_no_nan(tf.reduce_sum(values * weights), tf.reduce_sum(weights))
 
 
 def _resolve(path):

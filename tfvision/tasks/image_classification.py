@@ -11,9 +11,13 @@ differs:
   normalisation, so the model receives raw [0, 255] pixels like everywhere else and
   normalises them once;
 - decoding runs in the error-tolerant stage (`tfvision.tasks.inputs`), and the
-  `skipped_examples` metric counts corrupt images.
+  `skipped_examples` metric counts corrupt images;
+- `pca_lighting` adds AlexNet's PCA lighting noise after the color jitter (ResNeSt);
+- padded evaluation (`pad_to_global_batch`): the loss and metrics weight each example
+  by `labels["valid_example"]`, so the empty padding counts for nothing.
 """
 import tensorflow as tf
+import tf_keras
 from official.core import task_factory
 from official.vision.dataloaders import classification_input
 from official.vision.ops import augment as model_garden_augment
@@ -40,14 +44,16 @@ class RawPixelParser(classification_input.Parser):
 
   - color jitter runs on the pixels after AutoAugment / RandAugment
     (`tfvision.data.augment.color_jitter`) instead of between crop and resize: the
-    parent's version cannot be traced in the error-tolerant stage;
+    parent's version cannot be traced in the error-tolerant stage; PCA lighting
+    (`pca_lighting`, ResNeSt) follows it;
   - random erasing, whose fill values are drawn in normalised units, runs on the image
     normalised for that step only (the one place a round trip remains, when enabled).
   """
 
-  def __init__(self, dtype="float32", color_jitter=0.0, **kwargs):
+  def __init__(self, dtype="float32", color_jitter=0.0, pca_lighting=0.0, **kwargs):
     super().__init__(dtype="float32", color_jitter=0.0, **kwargs)
     self._jitter = float(color_jitter)
+    self._lighting = float(pca_lighting)
     self._pixel_dtype = tf.dtypes.as_dtype(dtype)
     self._mean = tf.constant(preprocess_ops.MEAN_RGB, tf.float32)
     self._std = tf.constant(preprocess_ops.STDDEV_RGB, tf.float32)
@@ -92,6 +98,7 @@ class RawPixelParser(classification_input.Parser):
       image = model_garden_augment.AutoAugment(
           augmentation_name="deit3_three_augment", translate_const=20).distort(image)
     image = augment.color_jitter(tf.cast(image, tf.float32), self._jitter)
+    image = augment.pca_lighting(image, self._lighting)
     if self._random_erasing is not None:
       normalised = (image - self._mean) / self._std
       image = self._random_erasing.distort(normalised) * self._std + self._mean
@@ -135,7 +142,8 @@ class ImageClassificationTask(model_garden.ImageClassificationTask):
         image_field_key="image", label_field_key="label", decode_jpeg_only=False,
         aug_rand_hflip=params.aug_rand_hflip, aug_crop=params.aug_crop,
         crop_area_range=params.crop_area_range, aug_type=params.aug_type,
-        color_jitter=params.color_jitter, random_erasing=params.random_erasing,
+        color_jitter=params.color_jitter, pca_lighting=params.pca_lighting,
+        random_erasing=params.random_erasing,
         is_multilabel=params.is_multilabel, dtype=params.dtype,
         center_crop_fraction=params.center_crop_fraction,
         tf_resize_method=params.tf_resize_method, three_augment=params.three_augment)
@@ -175,5 +183,36 @@ class ImageClassificationTask(model_garden.ImageClassificationTask):
     return super().train_step(inputs, model, optimizer, metrics=metrics)
 
   def validation_step(self, inputs, model, metrics=None):
+    weights = inputs[1].get("valid_example")
     inputs, metrics = self._split(inputs, metrics)
-    return super().validation_step(inputs, model, metrics=metrics)
+    if weights is None:
+      return super().validation_step(inputs, model, metrics=metrics)
+    return self._weighted_validation_step(inputs, weights, model, metrics)
+
+  def _weighted_validation_step(self, inputs, weights, model, metrics):
+    """Model Garden's validation step with per-example weights (padded evaluation)."""
+    images, labels = inputs
+    losses = self.task_config.losses
+    num_classes = self.task_config.model.num_classes
+    outputs = tf.cast(self.inference_step(images, model), tf.float32)
+    if losses.one_hot or losses.soft_labels:
+      labels = tf.one_hot(labels, num_classes)
+    if losses.use_binary_cross_entropy:
+      per_example = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(
+          labels=labels, logits=outputs), axis=-1)
+    elif losses.one_hot:
+      per_example = tf_keras.losses.categorical_crossentropy(
+          labels, outputs, from_logits=True, label_smoothing=losses.label_smoothing)
+    elif losses.soft_labels:
+      per_example = tf.nn.softmax_cross_entropy_with_logits(labels, outputs)
+    else:
+      per_example = tf_keras.losses.sparse_categorical_crossentropy(
+          labels, outputs, from_logits=True)
+    weights = tf.cast(weights, tf.float32)
+    loss = tf.math.divide_no_nan(tf.reduce_sum(per_example * weights),
+                                 tf.reduce_sum(weights)) * losses.loss_weight
+    if model.losses:
+      loss += tf.add_n(model.losses)
+    for metric in metrics or []:
+      metric.update_state(labels, outputs, sample_weight=weights)
+    return {self.loss: loss}

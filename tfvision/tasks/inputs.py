@@ -14,7 +14,18 @@ comes out that many times in a row (twice on 2 cores, 16 times on 16: the order 
 on the machine). `interleave_cycle_length` caps the cycle at the number of files each
 input pipeline reads, and at TFDS's own default of 16; an explicit `cycle_length` in the
 data config is kept.
+
+Padded evaluation (`pad_to_global_batch` in the data config): TPUs need every batch at
+its static size, and Model Garden's reader either drops the last partial batch (losing
+examples) or emits it short. With padding, each input pipeline appends empty examples
+(zero pixels, zero labels, `labels["valid_example"]` 0.0; real examples get 1.0) up to
+a multiple of its share of the global batch, so every step is whole and no example is
+lost; the tasks weight their metrics by "valid_example" (the dense tasks' padded
+examples also have "valid_size" (0, 0)). The count is exact when one input pipeline
+reads the whole split (one TPU host) or when every pipeline's shard needs the same
+number of steps.
 """
+import tensorflow as tf
 from official.common import dataset_fn as dataset_fn_lib
 from official.vision.dataloaders import input_reader_factory
 
@@ -48,6 +59,41 @@ def interleave_cycle_length(params, input_context=None):
   return max(1, min(TFDS_CYCLE_LENGTH, per_pipeline))
 
 
+def pipeline_batch(global_batch_size, input_context=None, key="global_batch_size"):
+  """The examples one input pipeline contributes to each global batch."""
+  pipelines = input_context.num_input_pipelines if input_context else 1
+  if global_batch_size <= 0 or global_batch_size % pipelines:
+    raise ValueError(f"{key} must be a positive multiple of the {pipelines} input "
+                     f"pipelines, received {key}={global_batch_size!r}")
+  return global_batch_size // pipelines
+
+
+def pad_to_whole_batches(dataset, block):
+  """Appends empty examples to `(pixels, labels)` elements up to a multiple of `block`.
+
+  Real examples get `labels["valid_example"]` 1.0, the padding 0.0 (and zeros
+  everywhere else). The padding holds `block - 1` copies; grouping by `block` with
+  `drop_remainder` keeps exactly ceil(n / block) groups, the last one completed by
+  padding, and drops the unused copies.
+
+  Args:
+    dataset: unbatched `(pixels, labels dict)` elements of fully defined shapes.
+    block: the group size (an input pipeline's share of the global batch).
+  """
+  def mark(pixels, labels):
+    return pixels, dict(labels, valid_example=tf.constant(1.0, tf.float32))
+
+  real = dataset.map(mark)
+  for spec in tf.nest.flatten(real.element_spec):
+    if not spec.shape.is_fully_defined():
+      raise ValueError(f"padded evaluation needs examples of static shape, received an "
+                       f"element of shape={spec.shape}")
+  empty = tf.nest.map_structure(lambda spec: tf.zeros(spec.shape, spec.dtype),
+                                real.element_spec)
+  padding = tf.data.Dataset.from_tensors(empty).repeat(block - 1)
+  return real.concatenate(padding).batch(block, drop_remainder=True).unbatch()
+
+
 def _attach_skipped(value, skipped):
   pixels, labels = value
   labels = dict(labels) if isinstance(labels, dict) else {"label": labels}
@@ -75,9 +121,17 @@ def build_dataset(params, kind, parse_fn, input_context=None, postprocess_fn=Non
   def decode_and_parse(raw):
     return parse_fn(decoder(raw))
 
+  pad = bool(getattr(params, "pad_to_global_batch", False)) and not params.is_training
+  if pad:
+    block = pipeline_batch(params.global_batch_size, input_context,
+                           key=f"{config_key}.global_batch_size")
+    # Whole batches only: with the padding, nothing is dropped.
+    params = params.replace(drop_remainder=True)
+
   def sample_fn(dataset):
     dataset = robust.map_skipping_errors(dataset, decode_and_parse)
-    return dataset.map(_attach_skipped)
+    dataset = dataset.map(_attach_skipped)
+    return pad_to_whole_batches(dataset, block) if pad else dataset
 
   cycle_length = interleave_cycle_length(params, input_context)
   if cycle_length != params.cycle_length:

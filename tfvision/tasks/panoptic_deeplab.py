@@ -8,7 +8,8 @@
   regularisation losses), logged per term;
 - evaluation: the batched TF post-processing in the validation step, then PQ / SQ / RQ
   (all, things, stuff) and mIoU on the host (`tfvision.evaluation.panoptic`), on the
-  unpadded part of every image.
+  unpadded part of every image; the empty examples of padded evaluation
+  (`pad_to_global_batch`: "valid_example" 0, "valid_size" (0, 0)) are skipped.
 """
 from absl import logging
 import numpy as np
@@ -27,7 +28,8 @@ from tfvision.losses.panoptic import PanopticDeepLabLoss
 from tfvision.models.panoptic_deeplab import PanopticDeepLab
 from tfvision.ops.panoptic_postprocess import PanopticDeepLabPostProcessor
 from tfvision.tasks import inputs as inputs_lib
-from tfvision.tasks.common import build_dense_model, initialize_from_checkpoint, minimize
+from tfvision.tasks.common import (build_dense_model, initialize_from_checkpoint, minimize,
+                                   weighted_mean)
 
 LOSS_TERMS = ("semantic_loss", "center_loss", "offset_loss")
 
@@ -84,7 +86,8 @@ class PanopticDeepLabTask(base_task.Task):
         small_instance_weight=params.parser.small_instance_weight,
         aug_scale_min=params.parser.aug_scale_min, aug_scale_max=params.parser.aug_scale_max,
         aug_rand_hflip=params.parser.aug_rand_hflip,
-        autoaugment_policy=params.parser.autoaugment_policy)
+        autoaugment_policy=params.parser.autoaugment_policy,
+        aug_scale_step=params.parser.aug_scale_step)
     key = "task.train_data" if params.is_training else "task.validation_data"
     return inputs_lib.build_dataset(params, "panoptic", parser, input_context,
                                     config_key=key)
@@ -102,9 +105,10 @@ class PanopticDeepLabTask(base_task.Task):
             [robust.SkippedExamples()])
 
   def _update_metrics(self, metrics, components, labels):
+    weights = labels.get("valid_example")
     for metric in metrics or []:
       if metric.name in components:
-        metric.update_state(tf.reduce_mean(components[metric.name]))
+        metric.update_state(components[metric.name], sample_weight=weights)
       elif isinstance(metric, robust.SkippedExamples):
         metric.update_state(labels["skipped_examples"])
 
@@ -129,7 +133,7 @@ class PanopticDeepLabTask(base_task.Task):
     outputs = tf.nest.map_structure(lambda x: tf.cast(x, tf.float32),
                                     model(images, training=False))
     components = self.loss_fn.components(labels, outputs)
-    loss = tf.reduce_mean(components["total"])
+    loss = weighted_mean(components["total"], labels.get("valid_example"))
     self._update_metrics(metrics, components, labels)
     maps = self.postprocessor(outputs)
     return {self.loss: loss, "panoptic_prediction": maps["panoptic"],
@@ -168,5 +172,7 @@ def update_evaluator(evaluator, groundtruth, panoptic, semantic, valid_sizes):
       np.asarray(v) for v in (groundtruth, panoptic, semantic, valid_sizes))
   for index in range(groundtruth.shape[0]):
     height, width = (int(v) for v in valid_sizes[index])
+    if height == 0 or width == 0:  # the empty examples of padded evaluation
+      continue
     evaluator.update(groundtruth[index, :height, :width], panoptic[index, :height, :width],
                      semantic[index, :height, :width])

@@ -4,7 +4,9 @@ The model takes raw pixels and returns logits at the input resolution; the loss 
 per-pixel cross-entropy averaged per image over the non-ignored pixels
 (`tfvision.losses.panoptic.semantic_segmentation_loss`, optionally bootstrapped), and
 the evaluation metric mIoU over the unpadded, non-ignored pixels (a confusion matrix
-summed over replicas).
+summed over replicas). `head_learning_rate_multiplier` scales the gradients of every
+variable outside the backbone (GluonCV's DeepLabV3 trains its head with `lr_mult` 10);
+padded evaluation examples (`valid_example` 0) count for nothing.
 """
 import tensorflow as tf
 import tf_keras
@@ -18,7 +20,8 @@ from tfvision.data import shapes  # noqa: F401  (registers the built-in TFDS dat
 from tfvision.losses.panoptic import semantic_segmentation_loss
 from tfvision.models.deeplab import DeepLabV3, DeepLabV3Plus
 from tfvision.tasks import inputs as inputs_lib
-from tfvision.tasks.common import build_dense_model, initialize_from_checkpoint, minimize
+from tfvision.tasks.common import (backbone_of, build_dense_model, initialize_from_checkpoint,
+                                   minimize, weighted_mean)
 
 DECODERS = {"v3": DeepLabV3, "v3plus": DeepLabV3Plus}
 
@@ -97,16 +100,18 @@ class SemanticSegmentationTask(base_task.Task):
         is_training=params.is_training, aug_scale_min=params.parser.aug_scale_min,
         aug_scale_max=params.parser.aug_scale_max,
         aug_rand_hflip=params.parser.aug_rand_hflip,
-        autoaugment_policy=params.parser.autoaugment_policy)
+        autoaugment_policy=params.parser.autoaugment_policy,
+        aug_scale_step=params.parser.aug_scale_step)
     key = "task.train_data" if params.is_training else "task.validation_data"
     return inputs_lib.build_dataset(params, "semantic", parser, input_context,
                                     config_key=key)
 
   def _pixel_loss(self, labels, logits):
     losses = self.task_config.losses
-    return tf.reduce_mean(semantic_segmentation_loss(
+    per_image = semantic_segmentation_loss(
         labels["semantic"], tf.cast(logits, tf.float32), losses.ignore_label,
-        losses.top_k_percent))
+        losses.top_k_percent)
+    return weighted_mean(per_image, labels.get("valid_example"))
 
   def build_losses(self, labels, model_outputs, aux_losses=None):
     loss = self._pixel_loss(labels, model_outputs)
@@ -128,6 +133,14 @@ class SemanticSegmentationTask(base_task.Task):
       elif isinstance(metric, ConfusionMatrix):
         metric.update_state(labels["semantic"], logits, labels["valid_size"])
 
+  def gradient_multipliers(self, model):
+    """{variable: head_learning_rate_multiplier} for the variables outside the backbone."""
+    factor = self.task_config.head_learning_rate_multiplier
+    if factor == 1.0:
+      return None
+    backbone = {v.ref() for v in backbone_of(model).trainable_variables}
+    return {v.ref(): factor for v in model.trainable_variables if v.ref() not in backbone}
+
   def train_step(self, inputs, model, optimizer, metrics=None):
     images, labels = inputs
 
@@ -138,7 +151,7 @@ class SemanticSegmentationTask(base_task.Task):
         loss += tf.add_n(model.losses)
       return loss, logits
 
-    loss, logits = minimize(loss_fn, model, optimizer)
+    loss, logits = minimize(loss_fn, model, optimizer, self.gradient_multipliers(model))
     self._update_metrics(metrics, labels, logits)
     return {self.loss: loss}
 
