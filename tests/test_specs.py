@@ -74,11 +74,13 @@ def test_the_issues_examples_now_fail_before_building():
 
 
 @pytest.mark.parametrize("norm, match", [
-    ("layer_batch", r"kind must be one of \['batch', 'sync_batch'\], received "
-                    r"kind='layer_batch'"),
+    ("layer_batch", r"norm must be a kind in \['batch', 'sync_batch'\], a dict .* "
+                    r"received norm='layer_batch'"),
+    (dict(kind="layer"), r"norm: kind must be one of \['batch', 'sync_batch'\], received "
+                         r"kind='layer'"),
     (dict(kind="batch", mommentum=0.9), r"norm spec, received mommentum=0.9 \(did you "
                                         r"mean momentum\?\)"),
-    (dict(momentum=1.5), r"momentum must be in \[0, 1\), received momentum=1.5"),
+    (dict(momentum=1.5), r"norm: momentum must be in \[0, 1\), received momentum=1.5"),
     (3, "norm must be a NormSpec"),
 ])
 def test_bad_norm_settings_raise(norm, match):

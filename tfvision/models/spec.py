@@ -264,6 +264,9 @@ class NormSpec(Spec):
     if isinstance(value, NormSpec):
       return value
     if isinstance(value, str):
+      if value not in NORM_KINDS:
+        raise ValueError(f"{name} must be a kind in {list(NORM_KINDS)}, a dict of kind / "
+                         f"momentum / epsilon or a NormSpec, received {name}={value!r}")
       value = {"kind": value}
     if not isinstance(value, Mapping):
       raise ValueError(f"{name} must be a NormSpec, a dict of kind / momentum / epsilon or "
@@ -273,7 +276,12 @@ class NormSpec(Spec):
       if key not in cls.field_names():
         raise cls.unknown_key_error(key, item, where=f"the {name} spec")
     merged.update(value)
-    return cls.create(merged)
+    try:
+      return cls.create(merged)
+    except UnknownArgumentError:
+      raise
+    except ValueError as error:
+      raise ValueError(f"{name}: {error}") from None
 
   def layer_kwargs(self):
     """The normalisation keyword arguments of tfvision's layers and blocks."""
