@@ -1,6 +1,6 @@
 """Family specs: every argument of a model declared once, typed, documented and validated.
 
-A family's architecture is one `ArchSpec` dataclass (a Model Garden `hyperparams.Config`):
+A family's architecture is one `Spec` dataclass (a Model Garden `hyperparams.Config`):
 each field is declared with `arg(default, meaning, ...)`, and that declaration is read by
 
 - the model constructor (`VisionModel.__init__` binds positional and keyword arguments to
