@@ -311,3 +311,16 @@ def test_op_profile_times_every_op_alone(layer_norm_int8):
   assert [op.xnnpack for op in ops] == tflite_lib.xnnpack_delegated(plain.flatbuffer)
   assert {op.op for op in ops} == set(report.ops)
   assert "SQUARED_DIFFERENCE" in profile.format_profile(ops)
+
+
+def test_keep_float_ops_auto_keeps_what_xnnpack_cannot_run_in_int8(layer_norm_int8):
+  model, calibration, plain, _ = layer_norm_int8
+  assert tflite_lib.mostly_outside_xnnpack(plain.ops_report) == [
+      "RSQRT", "SQUARED_DIFFERENCE", "SUB"]
+  auto = export.export_tflite(model, None, quantization="int8",
+                              representative_data=calibration, keep_float_ops="auto")
+  ops = auto.ops_report
+  assert ops.float_ops == ["RSQRT", "SQUARED_DIFFERENCE", "SUB"], ops.format()
+  # XNNPACK now runs every op.
+  assert sum(ops.outside_xnnpack.values()) == 0, ops.format()
+  assert sum(plain.ops_report.outside_xnnpack.values()) >= 3

@@ -311,6 +311,9 @@ def widen_calibration(calibrated: bytes, ranges: Dict[str, float]) -> bytes:
   return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
+AUTO = "auto"
+
+
 def check_keep_float_ops(keep_float_ops, available):
   """Validates op types to keep in float against the op types the model has.
 
@@ -330,6 +333,21 @@ def check_keep_float_ops(keep_float_ops, available):
   return names
 
 
+def mostly_outside_xnnpack(report: OpsReport) -> List[str]:
+  """Op types most of whose int8 instances XNNPACK leaves to the builtin kernels.
+
+  What `keep_float_ops="auto"` keeps in float: in LiteRT 2.x these are int8
+  BATCH_MATMUL with two activation inputs, SOFTMAX, GELU and LayerNorm's
+  SQUARED_DIFFERENCE / RSQRT / SUB, whose float forms XNNPACK runs. An op type with
+  only a few instances outside (LayerNorm's epsilon ADD among the residual ADDs) stays
+  int8: keeping every ADD in float would add a DEQUANTIZE / QUANTIZE pair per residual.
+  """
+  outside = report.outside_xnnpack or {}
+  return sorted(name for name, kinds in report.kinds.items()
+                if name not in _BOUNDARY_OPS and kinds.get("int8")
+                and outside.get(name, 0) * 2 > kinds["int8"])
+
+
 def _xnnpack_safe_int8(converter, keep_float_ops=()):
   """`converter.convert()` for full-integer int8, widening collapsed calibration ranges.
 
@@ -340,8 +358,10 @@ def _xnnpack_safe_int8(converter, keep_float_ops=()):
   converts to the same bytes as before. `keep_float_ops` is the quantizer's op
   denylist: those op types stay float32, between a DEQUANTIZE and a QUANTIZE; a name
   that is not one of the model's op types raises a ValueError listing the ones it has.
+  "auto" quantizes everything first and then keeps `mostly_outside_xnnpack` in float.
   """
   original = converter._quantize  # pylint: disable=protected-access
+  auto = keep_float_ops == AUTO
 
   def quantize(result, input_type, output_type, activations_type, bias_type, allow_float,
                enable_variable_quantization, debug_options):
@@ -351,7 +371,8 @@ def _xnnpack_safe_int8(converter, keep_float_ops=()):
                             allow_float, enable_variable_quantization, debug_options)
     finally:
       converter._experimental_calibrate_only = False  # pylint: disable=protected-access
-    denylist = check_keep_float_ops(keep_float_ops, ops_report(calibrated).ops)
+    denylist = [] if auto else check_keep_float_ops(keep_float_ops,
+                                                    ops_report(calibrated).ops)
 
     def requantize(model):
       return mlir_quantize(
@@ -367,7 +388,12 @@ def _xnnpack_safe_int8(converter, keep_float_ops=()):
     quantized = requantize(calibrated)
     ranges = collapsed_outputs(quantized)
     if ranges:
-      quantized = requantize(widen_calibration(calibrated, ranges))
+      calibrated = widen_calibration(calibrated, ranges)
+      quantized = requantize(calibrated)
+    if auto:
+      denylist = mostly_outside_xnnpack(ops_report(quantized, xnnpack=True))
+      if denylist:
+        quantized = requantize(calibrated)
     return quantized
 
   converter._quantize = quantize  # pylint: disable=protected-access
@@ -403,6 +429,8 @@ def export_tflite(model, output_path: Optional[str] = None, *, input_size=None,
     keep_float_ops: int8 only: builtin op types the quantizer keeps in float32 (its
       denylist), e.g. ("SOFTMAX",) where their int8 kernels are slower or less accurate
       than float; each must be an op type of the model (ValueError listing them if not).
+      "auto": the op types most of whose int8 instances XNNPACK cannot run
+      (`mostly_outside_xnnpack`), found by quantizing once and checking.
     xnnpack_report: check which ops LiteRT's XNNPACK delegate runs for the ops report
       (`OpsReport.outside_xnnpack`; loads the model once in an interpreter).
 
@@ -419,10 +447,10 @@ def export_tflite(model, output_path: Optional[str] = None, *, input_size=None,
   if integer_io and quantization != "int8":
     raise ValueError(f"integer_io needs quantization='int8', received "
                      f"quantization={quantization!r}")
-  if isinstance(keep_float_ops, str) or not all(
-      isinstance(name, str) for name in keep_float_ops):
-    raise ValueError(f"keep_float_ops must be a list of TFLite op type names such as "
-                     f"['SOFTMAX'], received keep_float_ops={keep_float_ops!r}")
+  if keep_float_ops != AUTO and (isinstance(keep_float_ops, str) or not all(
+      isinstance(name, str) for name in keep_float_ops)):
+    raise ValueError(f"keep_float_ops must be 'auto' or a list of TFLite op type names "
+                     f"such as ['SOFTMAX'], received keep_float_ops={keep_float_ops!r}")
   if keep_float_ops and quantization != "int8":
     raise ValueError(f"keep_float_ops needs quantization='int8', received "
                      f"quantization={quantization!r}")
