@@ -162,7 +162,7 @@ def tflite_row(args):
   medians = [[] for _ in runners]
   for _ in range(args.rounds):
     for index, (_, runner) in enumerate(runners):
-      medians[index].append(profile._median_ms(  # pylint: disable=protected-access
+      medians[index].append(profile.median_ms(
           lambda runner=runner: runner(image=image), args.tflite_runs, 2))
   float_ms, int8_ms = (float(np.median(m)) for m in medians)
   int8_report = results["int8"].ops_report

@@ -88,7 +88,8 @@ def single_op_model(model, op_index):
   return bytes(flatbuffer_utils.convert_object_to_bytearray(result))
 
 
-def _median_ms(fn, runs, warmup):
+def median_ms(fn, runs, warmup):
+  """Median wall time of `fn()` in milliseconds over `runs` calls after `warmup` calls."""
   for _ in range(warmup):
     fn()
   times = []
@@ -135,7 +136,7 @@ def op_profile(flatbuffer: bytes, num_threads: int = 2, runs: int = 10,
     result.append(OpTime(index=index, op=name, tensor_type=tensor_type,
                          output_shape=[int(d) for d in output.shape],
                          xnnpack=delegated,
-                         ms=_median_ms(interpreter.invoke, runs, warmup)))
+                         ms=median_ms(interpreter.invoke, runs, warmup)))
   return result
 
 
