@@ -20,7 +20,15 @@ them. Quantization types (`QUANTIZATIONS`):
   output stay float32 unless `integer_io=True` (then uint8 input pixels and int8
   outputs, as Model Garden's "int8_full" gives uint8). Calibration ranges that collapse
   to (almost) nothing are widened so that XNNPACK accepts the model (see
-  `_xnnpack_safe_int8`).
+  `_xnnpack_safe_int8`). `keep_float_ops` keeps chosen op types in float32 (the
+  quantizer's denylist; "auto" picks those XNNPACK cannot run in int8): LiteRT's
+  XNNPACK has no int8 BATCH_MATMUL with two activation inputs, SOFTMAX, GELU or
+  LayerNorm pieces, and their builtin int8 kernels made Pale-T int8 5.4x slower than
+  float32 (BENCHMARKS.md, issue 19).
+
+The ops report (`OpsReport`) says, per op type, how many instances compute on int8 and
+on float tensors and how many LiteRT's XNNPACK delegate leaves to the builtin kernels;
+`tfvision.export.profile.op_profile` times every op.
 
 These follow `official.vision.serving.export_tflite_lib.convert_tflite_model`'s
 settings; that function is not called because it builds its representative dataset from
