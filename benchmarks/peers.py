@@ -24,9 +24,11 @@ Rows (inference; each row runs in a process of its own, per kernel path):
                    ("auto": the op types XNNPACK cannot run in int8)
 
 Each row builds both models, warms them up, then times them alternately in `--rounds`
-rounds (`--min-seconds` per model per round) and reports each one's median round, so a
-slow spell of a shared machine hits both. The ratio is the peer's time over ours
-(> 1: tfvision is faster; for TFLite rows int8 time over float32 time). Every row
+rounds (`--min-seconds` per model per round) and reports each one's median round. The
+ratio is the median over rounds of the peer's time over ours in the same round
+(> 1: tfvision is faster; for TFLite rows int8 time over float32 time): on a shared
+machine each time drifts between rounds, the ratio of two neighbouring ones much less
+(`ratio_of_medians` is in the JSON too). Every row
 prints and appends to `--json` one JSON line with the machine (CPU model, AVX-512 or
 not, kernel path), the load average before and after, and every round.
 
@@ -114,6 +116,16 @@ def interleaved(steps, inputs, rounds, min_seconds, min_iters):
   return [float(np.median(t)) for t in times], times
 
 
+def paired_ratio(numerators, denominators):
+  """Median over rounds of numerator / denominator measured in the same round.
+
+  On a loaded machine a model's time drifts by 2-4x between rounds; the two models of
+  one round run seconds apart, so their ratio drifts much less than either time.
+  """
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  return float(np.median(np.asarray(numerators) / np.asarray(denominators)))
+
+
 def peer_row(args):
   import numpy as np  # pylint: disable=import-outside-toplevel
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
@@ -127,7 +139,8 @@ def peer_row(args):
       step(images)
   (mine, theirs), rounds = interleaved(steps, images, args.rounds, args.min_seconds,
                                        args.min_iters)
-  return dict(ours_seconds=mine, peer_seconds=theirs, ratio=theirs / mine,
+  return dict(ours_seconds=mine, peer_seconds=theirs, ratio=paired_ratio(rounds[1], rounds[0]),
+              ratio_of_medians=theirs / mine,
               ours_images_per_second=batch / mine, peer_images_per_second=batch / theirs,
               size=size, batch=batch, rounds=rounds,
               params=[int(sum(np.prod(v.shape) for v in m.trainable_variables))
@@ -167,7 +180,8 @@ def tflite_row(args):
   float_ms, int8_ms = (float(np.median(m)) for m in medians)
   int8_report = results["int8"].ops_report
   return dict(model=name, size=size, float32_ms=float_ms, int8_ms=int8_ms,
-              ratio=int8_ms / float_ms, rounds=medians, threads=args.threads,
+              ratio=paired_ratio(medians[1], medians[0]), ratio_of_medians=int8_ms / float_ms,
+              rounds=medians, threads=args.threads,
               keep_float_ops=args.keep_float_ops, int8_float_ops=int8_report.float_ops,
               int8_outside_xnnpack={k: v for k, v in int8_report.outside_xnnpack.items()
                                     if v},
