@@ -295,3 +295,23 @@ def test_eigen_inference_folds_bn_into_each_group_equal_to_the_grouped_path(
   np.testing.assert_allclose(folded, expected, atol=2e-4, rtol=1e-4)
   monkeypatch.setattr(conv_lib, "direct_kernel_trains", lambda inputs: True)
   assert not fold(layer, x, False)  # oneDNN / GPU: the grouped kernel, no folding
+
+
+def test_eigen_inference_graph_converts_to_full_integer_tflite(monkeypatch):
+  # The folded graph (what a model exported on an Eigen-only CPU holds) has no ADD_N,
+  # which LiteRT cannot run in int8.
+  from tfvision.layers import conv as conv_lib  # pylint: disable=import-outside-toplevel
+  monkeypatch.setattr(conv_lib, "direct_kernel_trains", lambda inputs: False)
+  inputs = tf_keras.Input((8, 8, 8))
+  model = tf_keras.Model(inputs, SplitAttention(8, radix=2, cardinality=2)(inputs))
+  x = np.random.RandomState(4).uniform(-1, 1, (4, 8, 8, 8)).astype("float32")
+  converter = tf.lite.TFLiteConverter.from_keras_model(model)
+  converter.optimizations = [tf.lite.Optimize.DEFAULT]
+  converter.representative_dataset = lambda: ([t[None]] for t in x)
+  converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+  from tfvision.export import ops_report  # pylint: disable=import-outside-toplevel
+  report = ops_report(converter.convert())
+  assert "ADD_N" not in report.ops and report.float_ops == [], report.format()
+  # One conv per group; the folded path concatenates the K = 2 groups of each of the
+  # two radix splits (the unfolded path concatenates all four groups once).
+  assert report.ops["CONV_2D"] == 4 and report.ops["CONCATENATION"] == 2, report.format()

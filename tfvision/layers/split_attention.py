@@ -47,6 +47,14 @@ AUTHORS_CONV_INITIALIZER = {
 }
 
 
+def _sum(tensors):
+  """t0 + t1 + ... as chained binary adds (TFLite ADD, which has int8 kernels)."""
+  total = tensors[0]
+  for tensor in tensors[1:]:
+    total = total + tensor
+  return total
+
+
 def attention_channels(in_channels, radix, reduction_factor=4, min_channels=32):
   """Width of the gating branch: max(in_channels * radix // reduction, min_channels).
 
@@ -236,7 +244,8 @@ class SplitAttention(tf_keras.layers.Layer):
 
     # Eq. 1: global pooling of the sum over splits (pooling is linear, so pool first).
     if splits is not None:
-      pooled = tf.add_n([tf.reduce_mean(split, axis=[1, 2]) for split in splits])
+      # Chained ADDs, not ADD_N: LiteRT has no int8 ADD_N (a model exported on Eigen).
+      pooled = _sum([tf.reduce_mean(split, axis=[1, 2]) for split in splits])
     else:
       pooled = tf.reduce_mean(x, axis=[1, 2])
       if radix > 1:
@@ -252,8 +261,7 @@ class SplitAttention(tf_keras.layers.Layer):
     if radix == 1:
       return x * attention[:, None, None, :]
     if splits is not None:
-      return tf.add_n([split * attention[:, None, None, r, :]
-                       for r, split in enumerate(splits)])
+      return _sum([split * attention[:, None, None, r, :] for r, split in enumerate(splits)])
     # Eq. 2: weighted sum over the radix-major splits.
     shape = tf.shape(x)
     splits = tf.reshape(x, [shape[0], shape[1], shape[2], radix, channels])
