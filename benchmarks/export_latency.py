@@ -30,6 +30,8 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from tfvision.export.profile import median_ms  # noqa: E402
+
 
 def parse_args(argv=None):
   parser = argparse.ArgumentParser(description=__doc__,
@@ -43,21 +45,11 @@ def parse_args(argv=None):
   parser.add_argument("--calibration-images", type=int, default=16)
   parser.add_argument("--quantizations", default="float32,int8",
                       help="comma-separated TFLite quantizations to convert")
+  parser.add_argument("--keep-float-ops", default="",
+                      help="int8 op types kept in float: 'auto' or a comma-separated list")
   parser.add_argument("--sizes-only", action="store_true")
   parser.add_argument("--json", default=None)
   return parser.parse_args(argv)
-
-
-def median_ms(fn, runs, warmup):
-  for _ in range(warmup):
-    fn()
-  times = []
-  for _ in range(runs):
-    start = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - start)
-  times.sort()
-  return 1000.0 * times[len(times) // 2]
 
 
 def main(argv=None):
@@ -86,7 +78,10 @@ def main(argv=None):
         result = export.export_tflite(
             model, os.path.join(workdir, f"{name}_{quantization}.tflite"), input_size=size,
             quantization=quantization, representative_data="shapes",
-            representative_count=args.calibration_images)
+            representative_count=args.calibration_images,
+            keep_float_ops=(() if quantization != "int8" else args.keep_float_ops
+                            if args.keep_float_ops == "auto" else
+                            [n for n in args.keep_float_ops.split(",") if n]))
         flatbuffers[quantization] = result.flatbuffer
         row[f"tflite_{quantization}_bytes"] = result.ops_report.size_bytes
       if not args.sizes_only:

@@ -167,8 +167,10 @@ def measure(name, model, task, size, args, workdir):
   row["saved_model_max_abs_error"] = max(saved_errors)
   row["saved_model_agreement"] = min(saved_agreement)
   for quantization in args.quantizations:
-    result = export.export_tflite(model, None, input_size=size, quantization=quantization,
-                                  representative_data=calibration)
+    result = export.export_tflite(
+        model, None, input_size=size, quantization=quantization,
+        representative_data=calibration,
+        keep_float_ops=args.keep_float_ops if quantization == "int8" else ())
     report = export.verify_tflite(result.flatbuffer, model, images, labels=labels,
                                   num_threads=2, dataset=dataset, artifact=quantization)
     if task == "panoptic":
@@ -181,6 +183,9 @@ def measure(name, model, task, size, args, workdir):
     row[f"{quantization}_bytes"] = result.ops_report.size_bytes
     if quantization == "int8":
       row["int8_float_ops"] = result.ops_report.float_ops
+      row["int8_keep_float_ops"] = args.keep_float_ops
+      row["int8_outside_xnnpack"] = {k: v for k, v in
+                                     result.ops_report.outside_xnnpack.items() if v}
     if quantization == "float32" and report.failures(max_abs_error=BARS["float32"]):
       problems.append("float32")
   row["logit_scale"] = report.reference_scale[
@@ -245,6 +250,11 @@ def main(argv=None):
   parser.add_argument("--quantizations", default=",".join(export.QUANTIZATIONS),
                       type=lambda text: [q for q in text.split(",") if q],
                       help="comma-separated TFLite conversions (default: all four)")
+  parser.add_argument("--keep-float-ops", default=(),
+                      type=lambda text: text if text == "auto" else
+                      [name for name in text.split(",") if name],
+                      help="int8 op types kept in float: 'auto' (those XNNPACK cannot "
+                           "run in int8) or a comma-separated list (default: none)")
   parser.add_argument("--steps", type=int, default=200)
   parser.add_argument("--batch", type=int, default=32)
   parser.add_argument("--learning-rate", type=float, default=3e-3)

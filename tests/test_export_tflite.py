@@ -229,3 +229,98 @@ def test_int8_widens_collapsed_ranges_so_xnnpack_runs_it():
   report = export.verify_tflite(result.flatbuffer, model, images)
   logit_range = float(np.ptp(model(images.astype("float32")).numpy()))
   assert report.max_abs_error["logits"] <= 0.05 * max(1.0, logit_range), report.format()
+
+
+def _layer_norm_classifier():
+  """Conv -> LayerNorm -> pooled logits: LayerNorm's int8 pieces fall outside XNNPACK."""
+  tf_keras.utils.set_random_seed(3)
+  images = tf_keras.Input([16, 16, 3], name="image")
+  x = tf_keras.layers.Conv2D(8, 3, padding="same", activation="relu")(images / 255.0)
+  x = tf_keras.layers.LayerNormalization()(x)
+  x = tf_keras.layers.GlobalAveragePooling2D()(x)
+  return tf_keras.Model(images, tf_keras.layers.Dense(3)(x))
+
+
+@pytest.fixture(scope="module")
+def layer_norm_int8():
+  model = _layer_norm_classifier()
+  calibration = export.load_images("shapes", 8, (16, 16), split="train")
+  plain = export.export_tflite(model, None, quantization="int8",
+                               representative_data=calibration)
+  kept = export.export_tflite(model, None, quantization="int8",
+                              representative_data=calibration,
+                              keep_float_ops=["SQUARED_DIFFERENCE", "RSQRT"])
+  return model, calibration, plain, kept
+
+
+def test_ops_report_says_which_ops_run_int8_float_and_outside_xnnpack(layer_norm_int8):
+  _, _, plain, _ = layer_norm_int8
+  ops = plain.ops_report
+  # Every compute op is int8; LiteRT's XNNPACK has no int8 SQUARED_DIFFERENCE or RSQRT,
+  # so those run on the builtin kernels (the delegation is read from an interpreter).
+  assert ops.float_ops == [] and "CONV_2D" in ops.int8_ops
+  assert ops.kinds["CONV_2D"] == {"int8": 1}
+  assert ops.outside_xnnpack["SQUARED_DIFFERENCE"] == 1
+  assert ops.outside_xnnpack["RSQRT"] == 1
+  assert ops.outside_xnnpack.get("CONV_2D", 0) == 0
+  assert ops.outside_xnnpack.get("FULLY_CONNECTED", 0) == 0
+  delegated = tflite_lib.xnnpack_delegated(plain.flatbuffer)
+  assert len(delegated) == sum(ops.ops.values())
+  assert sum(not d for d in delegated) == sum(ops.outside_xnnpack.values())
+  text = ops.format()
+  assert "outside XNNPACK" in text and "RSQRT" in text.split("outside XNNPACK:")[-1]
+
+
+def test_keep_float_ops_keeps_those_op_types_in_float(layer_norm_int8, images):
+  model, _, plain, kept = layer_norm_int8
+  ops = kept.ops_report
+  assert ops.float_ops == ["RSQRT", "SQUARED_DIFFERENCE"], ops.format()
+  assert "CONV_2D" in ops.int8_ops and "RSQRT" not in ops.int8_ops
+  # Float SQUARED_DIFFERENCE and RSQRT run in XNNPACK; dequantize / quantize around them.
+  assert ops.outside_xnnpack.get("RSQRT", 0) == 0
+  assert ops.outside_xnnpack.get("SQUARED_DIFFERENCE", 0) == 0
+  assert ops.ops["DEQUANTIZE"] > plain.ops_report.ops["DEQUANTIZE"]
+  small = export.load_images("shapes", 8, (16, 16))
+  logit_range = float(np.ptp(model(small.astype("float32")).numpy()))
+  for result in (plain, kept):
+    report = export.verify_tflite(result.flatbuffer, model, small)
+    assert report.max_abs_error["logits"] <= 0.1 * max(1.0, logit_range), report.format()
+
+
+def test_keep_float_ops_bad_input(layer_norm_int8):
+  model, calibration, _, _ = layer_norm_int8
+  # An op type the model does not have: the error lists the op types it has.
+  with pytest.raises(ValueError, match=r"SOFTMAX.*\['ADD', 'CONV_2D'.*'RSQRT'"):
+    export.export_tflite(model, None, quantization="int8", representative_data=calibration,
+                         keep_float_ops=["SOFTMAX"])
+  with pytest.raises(ValueError, match="keep_float_ops needs quantization='int8'"):
+    export.export_tflite(model, None, keep_float_ops=["RSQRT"])
+  with pytest.raises(ValueError, match="received keep_float_ops='RSQRT'"):
+    export.export_tflite(model, None, quantization="int8", representative_data=calibration,
+                         keep_float_ops="RSQRT")
+
+
+def test_op_profile_times_every_op_alone(layer_norm_int8):
+  from tfvision.export import profile  # pylint: disable=import-outside-toplevel
+  _, _, plain, _ = layer_norm_int8
+  ops = profile.op_profile(plain.flatbuffer, num_threads=1, runs=2, warmup=1)
+  report = plain.ops_report
+  assert len(ops) == sum(report.ops.values())
+  assert all(op.ms >= 0 for op in ops)
+  # Each op cut out on its own is delegated exactly as in the whole model.
+  assert [op.xnnpack for op in ops] == tflite_lib.xnnpack_delegated(plain.flatbuffer)
+  assert {op.op for op in ops} == set(report.ops)
+  assert "SQUARED_DIFFERENCE" in profile.format_profile(ops)
+
+
+def test_keep_float_ops_auto_keeps_what_xnnpack_cannot_run_in_int8(layer_norm_int8):
+  model, calibration, plain, _ = layer_norm_int8
+  assert tflite_lib.mostly_outside_xnnpack(plain.ops_report) == [
+      "RSQRT", "SQUARED_DIFFERENCE", "SUB"]
+  auto = export.export_tflite(model, None, quantization="int8",
+                              representative_data=calibration, keep_float_ops="auto")
+  ops = auto.ops_report
+  assert ops.float_ops == ["RSQRT", "SQUARED_DIFFERENCE", "SUB"], ops.format()
+  # XNNPACK now runs every op.
+  assert sum(ops.outside_xnnpack.values()) == 0, ops.format()
+  assert sum(plain.ops_report.outside_xnnpack.values()) >= 3

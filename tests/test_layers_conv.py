@@ -271,3 +271,31 @@ def test_sac_at_rate_2_trains_with_the_portable_lowering(monkeypatch):
   for g, w in zip(got, want):
     np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-4,
                                atol=1e-4 * float(np.max(np.abs(w.numpy()))))
+
+
+@pytest.mark.parametrize("rate, padding", [(2, "SAME"), (3, "VALID")])
+def test_inference_runs_the_direct_dilated_kernel_with_the_lowered_gradient(
+    monkeypatch, rate, padding):
+  """Eigen at inference: direct dilated forward, gradient of the space-to-batch form."""
+  from tfvision.layers.conv import conv2d  # pylint: disable=import-outside-toplevel
+  x = tf.constant(_rand((2, 11, 13, 8), seed=5))
+  kernel = tf.constant(_rand((3, 3, 8, 6), seed=6))
+  _lowered(monkeypatch, portable=True)
+
+  def loss_and_grads(inference):
+    with tf.GradientTape() as tape:
+      tape.watch([x, kernel])
+      y = conv2d(x, kernel, 1, rate, padding, inference=inference)
+      loss = tf.reduce_sum(y * tf.sin(y))
+    return (y,) + tuple(tape.gradient(loss, [x, kernel]))
+
+  for got, want in zip(tf.function(lambda: loss_and_grads(True))(),
+                       tf.function(lambda: loss_and_grads(False))()):
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4,
+                               atol=1e-4 * float(np.max(np.abs(want.numpy()))))
+  forward = tf.function(lambda: conv2d(x, kernel, 1, rate, padding, inference=True))
+  ops = [op.type for op in forward.get_concrete_function().graph.get_operations()]
+  assert "SpaceToBatchND" not in ops, ops
+  training = tf.function(lambda: conv2d(x, kernel, 1, rate, padding))
+  ops = [op.type for op in training.get_concrete_function().graph.get_operations()]
+  assert "SpaceToBatchND" in ops, ops

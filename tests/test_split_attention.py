@@ -253,3 +253,65 @@ def test_input_channels_not_divisible_by_groups():
   layer = SplitAttention(8, radix=2, cardinality=2)
   with pytest.raises(ValueError, match="in_channels=6"):
     layer(tf.zeros((1, 4, 4, 6)))
+
+
+@pytest.mark.parametrize("radix, cardinality, strides, dilation", [
+    (2, 1, 1, 1), (4, 2, 2, 1), (1, 4, 1, 2), (2, 2, 1, 2)])
+def test_eigen_inference_folds_bn_into_each_group_equal_to_the_grouped_path(
+    monkeypatch, radix, cardinality, strides, dilation):
+  # The Eigen kernels' inference path (bn0 folded into per-group convs, no concat)
+  # against the per-group conv + concat + BatchNorm path: same values and gradients;
+  # training (batch statistics) and the direct-kernel backends never fold.
+  from tfvision.layers import conv as conv_lib  # pylint: disable=import-outside-toplevel
+  rng = np.random.RandomState(radix + 7 * cardinality)
+  layer = SplitAttention(8, 3, strides=strides, dilation_rate=dilation, radix=radix,
+                         cardinality=cardinality, min_attention_channels=4)
+  x = tf.constant(rng.normal(0, 1, (2, 7, 7, 16)).astype("float32"))
+  layer(x)
+  weights = _random_torch_weights(rng, 16, 8, radix, cardinality, layer.attention_channels)
+  _load_torch_weights(layer, weights)
+
+  monkeypatch.setattr(conv_lib, "direct_kernel_trains", lambda inputs: False)
+  fold = SplitAttention._fold_at_inference  # pylint: disable=protected-access
+
+  def run(folded, training):
+    monkeypatch.setattr(SplitAttention, "_fold_at_inference",
+                        fold if folded else lambda self, inputs, training: False)
+    with tf.GradientTape() as tape:
+      tape.watch(x)
+      out = layer(x, training=training)
+      loss = tf.reduce_sum(out * tf.cos(out))
+    variables = [layer.kernel, layer.bn0.gamma, layer.bn0.beta, layer.fc1_kernel]
+    return out.numpy(), [g.numpy() for g in tape.gradient(loss, [x] + variables)]
+
+  assert fold(layer, x, False) and fold(layer, x, None) and not fold(layer, x, True)
+  folded, folded_grads = run(folded=True, training=False)
+  grouped, grouped_grads = run(folded=False, training=False)
+  np.testing.assert_allclose(folded, grouped, atol=1e-5, rtol=1e-5)
+  for a, b in zip(folded_grads, grouped_grads):
+    np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
+  expected = _torch_style_reference(x.numpy(), weights, radix, cardinality, strides,
+                                    dilation, 1e-5)
+  np.testing.assert_allclose(folded, expected, atol=2e-4, rtol=1e-4)
+  monkeypatch.setattr(conv_lib, "direct_kernel_trains", lambda inputs: True)
+  assert not fold(layer, x, False)  # oneDNN / GPU: the grouped kernel, no folding
+
+
+def test_eigen_inference_graph_converts_to_full_integer_tflite(monkeypatch):
+  # The folded graph (what a model exported on an Eigen-only CPU holds) has no ADD_N,
+  # which LiteRT cannot run in int8.
+  from tfvision.layers import conv as conv_lib  # pylint: disable=import-outside-toplevel
+  monkeypatch.setattr(conv_lib, "direct_kernel_trains", lambda inputs: False)
+  inputs = tf_keras.Input((8, 8, 8))
+  model = tf_keras.Model(inputs, SplitAttention(8, radix=2, cardinality=2)(inputs))
+  x = np.random.RandomState(4).uniform(-1, 1, (4, 8, 8, 8)).astype("float32")
+  converter = tf.lite.TFLiteConverter.from_keras_model(model)
+  converter.optimizations = [tf.lite.Optimize.DEFAULT]
+  converter.representative_dataset = lambda: ([t[None]] for t in x)
+  converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+  from tfvision.export import ops_report  # pylint: disable=import-outside-toplevel
+  report = ops_report(converter.convert())
+  assert "ADD_N" not in report.ops and report.float_ops == [], report.format()
+  # One conv per group; the folded path concatenates the K = 2 groups of each of the
+  # two radix splits (the unfolded path concatenates all four groups once).
+  assert report.ops["CONV_2D"] == 4 and report.ops["CONCATENATION"] == 2, report.format()

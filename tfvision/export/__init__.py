@@ -19,7 +19,7 @@ from tfvision.export.data import load_images, shapes_examples, shapes_panoptic_i
 from tfvision.export.serving import (SIGNATURES, ServingComputation, ServingSpec,
                                      decode_image, export_saved_model, read_metadata)
 from tfvision.export.tflite import (QUANTIZATIONS, OpsReport, TFLiteExport, export_tflite,
-                                    ops_report)
+                                    ops_report, xnnpack_delegated)
 from tfvision.export.verify import (ParityReport, mean_iou, run_tflite, verify_saved_model,
                                     verify_tflite)
 
@@ -29,5 +29,5 @@ __all__ = [
     "export_saved_model", "export_tflite", "infer_task", "load_images", "load_model",
     "mean_iou", "ops_report", "raw_outputs", "read_metadata", "restore_checkpoint",
     "run_tflite", "shapes_examples", "shapes_panoptic_info", "verify_saved_model",
-    "verify_tflite",
+    "verify_tflite", "xnnpack_delegated",
 ]

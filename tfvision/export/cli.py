@@ -46,7 +46,7 @@ _FLAG_NAMES = {"name": "model", "count": "representative-count",
 _LIBRARY_ARGUMENTS = ("signatures", "representative_data", "input_size", "quantization",
                       "checkpoint", "keras_file", "model_kwargs", "integer_io", "task",
                       "top_k", "batch_size", "postprocess_fn", "name", "count",
-                      "dataset")
+                      "dataset", "keep_float_ops")
 
 
 def cli_message(error):
@@ -191,6 +191,11 @@ def tflite_main(argv=None):
   parser.add_argument("--representative-count", type=int, default=100)
   parser.add_argument("--integer-io", action="store_true",
                       help="int8 only: uint8 input pixels and int8 outputs")
+  parser.add_argument("--keep-float-ops", default="",
+                      help="int8 only: comma-separated TFLite op types to keep in float32 "
+                           "(e.g. SOFTMAX,BATCH_MATMUL), or 'auto' for those XNNPACK "
+                           "cannot run in int8; the ops report says which ops fall "
+                           "outside XNNPACK")
   parser.add_argument("--ops-report", action="store_true", help="print the ops used")
   parser.add_argument("--num-threads", type=int, default=2, help="interpreter threads")
   args = parser.parse_args(argv)
@@ -204,7 +209,9 @@ def tflite_main(argv=None):
         model, args.output, input_size=args.input_size, quantization=args.quantization,
         representative_data=args.representative_data,
         representative_count=args.representative_count, task=args.task,
-        integer_io=args.integer_io)
+        integer_io=args.integer_io,
+        keep_float_ops=(args.keep_float_ops if args.keep_float_ops == tflite.AUTO else
+                        [name for name in args.keep_float_ops.split(",") if name]))
     print(f"TFLite ({args.quantization}, {result.input_size[0]}x{result.input_size[1]}) "
           f"written to {args.output}: {result.ops_report.size_bytes:,d} bytes")
     if args.ops_report:

@@ -20,7 +20,15 @@ them. Quantization types (`QUANTIZATIONS`):
   output stay float32 unless `integer_io=True` (then uint8 input pixels and int8
   outputs, as Model Garden's "int8_full" gives uint8). Calibration ranges that collapse
   to (almost) nothing are widened so that XNNPACK accepts the model (see
-  `_xnnpack_safe_int8`).
+  `_xnnpack_safe_int8`). `keep_float_ops` keeps chosen op types in float32 (the
+  quantizer's denylist; "auto" picks those XNNPACK cannot run in int8): LiteRT's
+  XNNPACK has no int8 BATCH_MATMUL with two activation inputs, SOFTMAX, GELU or
+  LayerNorm pieces, and their builtin int8 kernels made Pale-T int8 5.4x slower than
+  float32 (BENCHMARKS.md, issue 19).
+
+The ops report (`OpsReport`) says, per op type, how many instances compute on int8 and
+on float tensors and how many LiteRT's XNNPACK delegate leaves to the builtin kernels;
+`tfvision.export.profile.op_profile` times every op.
 
 These follow `official.vision.serving.export_tflite_lib.convert_tflite_model`'s
 settings; that function is not called because it builds its representative dataset from
@@ -31,7 +39,7 @@ model's variables (see `serving._ModelVariables`: 6x faster than saving the Kera
 import collections
 import dataclasses
 import os
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -54,15 +62,33 @@ def check_quantization(quantization):
   return quantization
 
 
+_INTEGER_TYPES = frozenset({"INT8", "UINT8", "INT16"})
+_FLOAT_TYPES = frozenset({"FLOAT32", "FLOAT16"})
+_BOUNDARY_OPS = frozenset({"QUANTIZE", "DEQUANTIZE"})
+
+
+def _kind(tensor_type):
+  """"int8" (any quantized integer type), "float" or "other" (int32 shapes, bool)."""
+  if tensor_type in _INTEGER_TYPES:
+    return "int8"
+  return "float" if tensor_type in _FLOAT_TYPES else "other"
+
+
 @dataclasses.dataclass
 class OpsReport:
-  """The operators of a .tflite flatbuffer.
+  """The operators of a .tflite flatbuffer: types, kinds and where LiteRT runs them.
 
   Attributes:
     ops: op name -> count (builtin names, custom ops by their custom code).
     op_types: op name -> sorted tensor types of its first input (e.g. ["INT8"]).
     custom_ops: names of custom / Flex ops (need extra runtime support).
     float_ops: compute ops (not QUANTIZE / DEQUANTIZE) running on float tensors.
+    kinds: op name -> {"int8": n, "float": n, "other": n}: how many of its instances
+      compute on quantized integers, on floats, or on neither (int32 shape arithmetic),
+      read from each instance's first input.
+    outside_xnnpack: op name -> how many of its instances LiteRT's default CPU delegate
+      (XNNPACK) leaves to the builtin kernels; None when not checked (`xnnpack=False`).
+      Every op outside splits the delegated graph and runs the slower reference kernel.
     inputs, outputs: name, shape and type of the model's inputs and outputs.
     size_bytes: flatbuffer size.
   """
@@ -70,6 +96,8 @@ class OpsReport:
   op_types: Dict[str, List[str]]
   custom_ops: List[str]
   float_ops: List[str]
+  kinds: Dict[str, Dict[str, int]]
+  outside_xnnpack: Optional[Dict[str, int]]
   inputs: List[Dict]
   outputs: List[Dict]
   size_bytes: int
@@ -77,21 +105,72 @@ class OpsReport:
   def to_dict(self):
     return dataclasses.asdict(self)
 
+  @property
+  def int8_ops(self):
+    """Compute ops (not QUANTIZE / DEQUANTIZE) with an instance on quantized integers."""
+    return sorted(name for name, kinds in self.kinds.items()
+                  if name not in _BOUNDARY_OPS and kinds.get("int8"))
+
   def format(self):
     lines = [f"size: {self.size_bytes:,d} bytes"]
     for kind, items in (("input", self.inputs), ("output", self.outputs)):
       for item in items:
         lines.append(f"{kind}: {item['name']} {item['shape']} {item['type']}")
-    lines.append("ops (count, input types):")
+    checked = self.outside_xnnpack is not None
+    lines.append("ops (count; instances computing on int8 / float / other tensors"
+                 + ("; outside XNNPACK" if checked else "") + "):")
     for name, count in sorted(self.ops.items(), key=lambda kv: (-kv[1], kv[0])):
-      lines.append(f"  {name:28s} {count:5d}  {','.join(self.op_types.get(name, []))}")
+      kinds = self.kinds.get(name, {})
+      line = (f"  {name:28s} {count:5d}  int8 {kinds.get('int8', 0):4d}  "
+              f"float {kinds.get('float', 0):4d}  other {kinds.get('other', 0):4d}")
+      if checked:
+        line += f"  outside XNNPACK {self.outside_xnnpack.get(name, 0):4d}"
+      lines.append(line)
     lines.append(f"custom/flex ops: {', '.join(self.custom_ops) or 'none'}")
+    lines.append(f"int8 compute ops: {', '.join(self.int8_ops) or 'none'}")
     lines.append(f"float compute ops: {', '.join(self.float_ops) or 'none'}")
+    if checked:
+      outside = sum(self.outside_xnnpack.values())
+      lines.append(f"outside XNNPACK: {outside} of {sum(self.ops.values())} ops"
+                   + (": " + ", ".join(f"{name} x{count}" for name, count in sorted(
+                       self.outside_xnnpack.items(), key=lambda kv: (-kv[1], kv[0])))
+                      if outside else ""))
     return "\n".join(lines)
 
 
-def ops_report(flatbuffer: bytes) -> OpsReport:
-  """Reads the operators and tensor types of a .tflite flatbuffer (schema, no interpreter)."""
+def xnnpack_delegated(flatbuffer: bytes, num_threads: int = 1) -> List[bool]:
+  """For every op of the main subgraph, in order: does XNNPACK run it?
+
+  Builds a LiteRT interpreter with its default XNNPACK delegate and node fusion off, so
+  each delegated op becomes its own delegate node with that op's outputs; an op is
+  delegated when a delegate node produces its outputs. Which ops are supported does not
+  depend on fusion, only how they are grouped into partitions.
+
+  Args:
+    flatbuffer: a .tflite model.
+    num_threads: interpreter threads (does not change the answer).
+  """
+  from ai_edge_litert.interpreter import Interpreter  # pylint: disable=import-outside-toplevel
+  interpreter = Interpreter(model_content=bytes(flatbuffer), num_threads=num_threads,
+                            experimental_disable_delegate_node_fusion=True)
+  interpreter.allocate_tensors()
+  nodes = interpreter._get_ops_details()  # pylint: disable=protected-access
+  delegated_outputs = set()
+  for node in nodes:
+    if node["op_name"] == "DELEGATE":
+      delegated_outputs.update(int(t) for t in node["outputs"])
+  return [bool(set(int(t) for t in node["outputs"]) & delegated_outputs)
+          for node in nodes if node["op_name"] != "DELEGATE"]
+
+
+def ops_report(flatbuffer: bytes, xnnpack: bool = False) -> OpsReport:
+  """Reads the operators and tensor types of a .tflite flatbuffer.
+
+  Args:
+    flatbuffer: the .tflite model.
+    xnnpack: also find which ops XNNPACK leaves to the builtin kernels
+      (`xnnpack_delegated`: builds an interpreter, so it costs a model load).
+  """
   # pylint: disable=import-outside-toplevel
   from ai_edge_litert import schema_py_generated as schema
   builtin_names = {value: key for key, value in vars(schema.BuiltinOperator).items()
@@ -107,8 +186,11 @@ def ops_report(flatbuffer: bytes) -> OpsReport:
     if name == "CUSTOM":
       name = f"CUSTOM:{code.CustomCode().decode()}"
     codes.append(name)
+  delegated = xnnpack_delegated(flatbuffer) if xnnpack else None
   ops = collections.Counter()
   op_types = collections.defaultdict(set)
+  kinds = collections.defaultdict(collections.Counter)
+  outside = collections.Counter()
   inputs, outputs = [], []
   for sub_index in range(model.SubgraphsLength()):
     graph = model.Subgraphs(sub_index)
@@ -124,7 +206,11 @@ def ops_report(flatbuffer: bytes) -> OpsReport:
       ops[name] += 1
       first = [i for i in op.InputsAsNumpy().tolist() if i >= 0][:1]
       if first:
-        op_types[name].add(type_names.get(graph.Tensors(first[0]).Type(), "?"))
+        tensor_type = type_names.get(graph.Tensors(first[0]).Type(), "?")
+        op_types[name].add(tensor_type)
+        kinds[name][_kind(tensor_type)] += 1
+      if delegated is not None and sub_index == 0 and not delegated[op_index]:
+        outside[name] += 1
     if sub_index == 0:
       inputs = [_tensor(i) for i in graph.InputsAsNumpy().tolist()]
       outputs = [_tensor(i) for i in graph.OutputsAsNumpy().tolist()]
@@ -136,12 +222,13 @@ def ops_report(flatbuffer: bytes) -> OpsReport:
         outputs = [dict(_tensor(m.TensorIndex()), name=m.Name().decode())
                    for m in (signature.Outputs(j) for j in range(signature.OutputsLength()))]
   custom = sorted(name for name in ops if name.startswith("CUSTOM:") or "FLEX" in name)
-  boundary = {"QUANTIZE", "DEQUANTIZE"}
   float_ops = sorted(name for name, types in op_types.items()
-                     if name not in boundary and types & {"FLOAT32", "FLOAT16"})
+                     if name not in _BOUNDARY_OPS and types & _FLOAT_TYPES)
   return OpsReport(ops=dict(ops), op_types={k: sorted(v) for k, v in op_types.items()},
-                   custom_ops=custom, float_ops=float_ops, inputs=inputs, outputs=outputs,
-                   size_bytes=len(flatbuffer))
+                   custom_ops=custom, float_ops=float_ops,
+                   kinds={k: dict(v) for k, v in kinds.items()},
+                   outside_xnnpack=dict(outside) if delegated is not None else None,
+                   inputs=inputs, outputs=outputs, size_bytes=len(flatbuffer))
 
 
 @dataclasses.dataclass
@@ -232,16 +319,57 @@ def widen_calibration(calibrated: bytes, ranges: Dict[str, float]) -> bytes:
   return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
-def _xnnpack_safe_int8(converter):
+AUTO = "auto"
+
+
+def check_keep_float_ops(keep_float_ops, available):
+  """Validates op types to keep in float against the op types the model has.
+
+  Args:
+    keep_float_ops: builtin op names (e.g. ["SOFTMAX", "BATCH_MATMUL"]).
+    available: the op types of the (float) model.
+  Returns:
+    The sorted, de-duplicated names.
+  """
+  names = sorted(set(keep_float_ops))
+  compute = sorted(set(available) - _BOUNDARY_OPS)
+  unknown = [name for name in names if name not in compute]
+  if unknown:
+    raise ValueError(f"keep_float_ops names op types that this model does not have: "
+                     f"{unknown}; its op types are {compute}, received "
+                     f"keep_float_ops={list(keep_float_ops)!r}")
+  return names
+
+
+def mostly_outside_xnnpack(report: OpsReport) -> List[str]:
+  """Op types most of whose int8 instances XNNPACK leaves to the builtin kernels.
+
+  What `keep_float_ops="auto"` keeps in float: in LiteRT 2.x these are int8
+  BATCH_MATMUL with two activation inputs, SOFTMAX, GELU and LayerNorm's
+  SQUARED_DIFFERENCE / RSQRT / SUB, whose float forms XNNPACK runs. An op type with
+  only a few instances outside (LayerNorm's epsilon ADD among the residual ADDs) stays
+  int8: keeping every ADD in float would add a DEQUANTIZE / QUANTIZE pair per residual.
+  """
+  outside = report.outside_xnnpack or {}
+  return sorted(name for name, kinds in report.kinds.items()
+                if name not in _BOUNDARY_OPS and kinds.get("int8")
+                and outside.get(name, 0) * 2 > kinds["int8"])
+
+
+def _xnnpack_safe_int8(converter, keep_float_ops=()):
   """`converter.convert()` for full-integer int8, widening collapsed calibration ranges.
 
   The converter's own path (calibrate, then the MLIR quantizer) runs unchanged; when
   the quantized model has conv / FC ops XNNPACK would refuse, the ranges of their
   outputs are widened in the calibrated model and it is quantized again. Ops whose
   calibration saw real values are untouched, so a model without collapsed ranges
-  converts to the same bytes as before.
+  converts to the same bytes as before. `keep_float_ops` is the quantizer's op
+  denylist: those op types stay float32, between a DEQUANTIZE and a QUANTIZE; a name
+  that is not one of the model's op types raises a ValueError listing the ones it has.
+  "auto" quantizes everything first and then keeps `mostly_outside_xnnpack` in float.
   """
   original = converter._quantize  # pylint: disable=protected-access
+  auto = keep_float_ops == AUTO
 
   def quantize(result, input_type, output_type, activations_type, bias_type, allow_float,
                enable_variable_quantization, debug_options):
@@ -251,12 +379,15 @@ def _xnnpack_safe_int8(converter):
                             allow_float, enable_variable_quantization, debug_options)
     finally:
       converter._experimental_calibrate_only = False  # pylint: disable=protected-access
+    denylist = [] if auto else check_keep_float_ops(keep_float_ops,
+                                                    ops_report(calibrated).ops)
 
     def requantize(model):
       return mlir_quantize(
           model,
           converter._experimental_disable_per_channel,  # pylint: disable=protected-access
           input_data_type=input_type, output_data_type=output_type,
+          denylisted_ops=denylist or None,
           enable_variable_quantization=enable_variable_quantization,
           disable_per_channel_for_dense_layers=(
               converter._experimental_disable_per_channel_quantization_for_dense_layers),  # pylint: disable=protected-access
@@ -265,7 +396,12 @@ def _xnnpack_safe_int8(converter):
     quantized = requantize(calibrated)
     ranges = collapsed_outputs(quantized)
     if ranges:
-      quantized = requantize(widen_calibration(calibrated, ranges))
+      calibrated = widen_calibration(calibrated, ranges)
+      quantized = requantize(calibrated)
+    if auto:
+      denylist = mostly_outside_xnnpack(ops_report(quantized, xnnpack=True))
+      if denylist:
+        quantized = requantize(calibrated)
     return quantized
 
   converter._quantize = quantize  # pylint: disable=protected-access
@@ -283,7 +419,8 @@ def representative_dataset(images: np.ndarray):
 def export_tflite(model, output_path: Optional[str] = None, *, input_size=None,
                   quantization: str = "float32", representative_data=None,
                   representative_count: int = 100, task: Optional[str] = None,
-                  integer_io: bool = False) -> TFLiteExport:
+                  integer_io: bool = False, keep_float_ops: Sequence[str] = (),
+                  xnnpack_report: bool = True) -> TFLiteExport:
   """Converts a Keras model to TFLite at a fixed input size.
 
   Args:
@@ -297,6 +434,13 @@ def export_tflite(model, output_path: Optional[str] = None, *, input_size=None,
     representative_count: how many calibration images to use.
     task: "classification", "semantic" or "panoptic"; None reads it from the outputs.
     integer_io: int8 only: uint8 input and int8 outputs instead of float32.
+    keep_float_ops: int8 only: builtin op types the quantizer keeps in float32 (its
+      denylist), e.g. ("SOFTMAX",) where their int8 kernels are slower or less accurate
+      than float; each must be an op type of the model (ValueError listing them if not).
+      "auto": the op types most of whose int8 instances XNNPACK cannot run
+      (`mostly_outside_xnnpack`), found by quantizing once and checking.
+    xnnpack_report: check which ops LiteRT's XNNPACK delegate runs for the ops report
+      (`OpsReport.outside_xnnpack`; loads the model once in an interpreter).
 
   Returns:
     A TFLiteExport.
@@ -310,6 +454,13 @@ def export_tflite(model, output_path: Optional[str] = None, *, input_size=None,
                      "representative_data=None")
   if integer_io and quantization != "int8":
     raise ValueError(f"integer_io needs quantization='int8', received "
+                     f"quantization={quantization!r}")
+  if keep_float_ops != AUTO and (isinstance(keep_float_ops, str) or not all(
+      isinstance(name, str) for name in keep_float_ops)):
+    raise ValueError(f"keep_float_ops must be 'auto' or a list of TFLite op type names "
+                     f"such as ['SOFTMAX'], received keep_float_ops={keep_float_ops!r}")
+  if keep_float_ops and quantization != "int8":
+    raise ValueError(f"keep_float_ops needs quantization='int8', received "
                      f"quantization={quantization!r}")
   spec = serving.serving_spec(model, task=task, input_size=input_size, require_size=True)
   height, width = spec.input_size
@@ -338,7 +489,7 @@ def export_tflite(model, output_path: Optional[str] = None, *, input_size=None,
     if integer_io:
       converter.inference_input_type = tf.uint8
       converter.inference_output_type = tf.int8
-  flatbuffer = (_xnnpack_safe_int8(converter) if quantization == "int8"
+  flatbuffer = (_xnnpack_safe_int8(converter, keep_float_ops) if quantization == "int8"
                 else converter.convert())
   if output_path:
     directory = os.path.dirname(output_path)
@@ -348,4 +499,4 @@ def export_tflite(model, output_path: Optional[str] = None, *, input_size=None,
       f.write(flatbuffer)
   return TFLiteExport(flatbuffer=flatbuffer, path=output_path, quantization=quantization,
                       task=spec.task, input_size=(height, width), output_names=output_names,
-                      ops_report=ops_report(flatbuffer))
+                      ops_report=ops_report(flatbuffer, xnnpack=xnnpack_report))

@@ -67,7 +67,41 @@ def direct_kernel_trains(inputs):
   return onednn_enabled()
 
 
-def conv2d(inputs, kernel, strides=1, dilation_rate=1, padding="SAME"):
+def _lowered_conv2d(inputs, kernel, strides, dilation_rate, padding, groups):
+  """The Eigen kernels' trainable form: space-to-batch for the dilation, one conv per group."""
+  convolve = functools.partial(tf.nn.convolution, strides=strides, padding=padding,
+                               dilations=dilation_rate)
+  if groups == 1:
+    return convolve(inputs, kernel)
+  parts = zip(tf.split(inputs, groups, axis=-1), tf.split(kernel, groups, axis=-1))
+  return tf.concat([convolve(x, k) for x, k in parts], axis=-1)
+
+
+def _direct_with_lowered_gradient(inputs, kernel, strides, dilation_rate, padding, groups):
+  """The direct dilated conv forward, differentiated through the lowered form.
+
+  The Eigen kernels run a direct dilated `tf.nn.conv2d` forward faster than
+  space-to-batch + conv + batch-to-space (BENCHMARKS.md, issue 19), but have no gradient
+  for it; the gradient is that of `_lowered_conv2d` (the same function), recomputed
+  only if a gradient is asked for.
+  """
+
+  @tf.custom_gradient
+  def forward(x, k):
+    y = tf.nn.conv2d(x, k, strides=strides, padding=padding, dilations=dilation_rate)
+
+    def gradient(dy):
+      with tf.GradientTape() as tape:
+        tape.watch([x, k])
+        z = _lowered_conv2d(x, k, strides, dilation_rate, padding, groups)
+      return tape.gradient(z, [x, k], output_gradients=dy)
+
+    return y, gradient
+
+  return forward(inputs, kernel)
+
+
+def conv2d(inputs, kernel, strides=1, dilation_rate=1, padding="SAME", inference=False):
   """2-D convolution, dilated and/or grouped, that trains on every backend.
 
   Args:
@@ -76,6 +110,11 @@ def conv2d(inputs, kernel, strides=1, dilation_rate=1, padding="SAME"):
       number of groups is `C_in // kernel.shape[2]`.
     strides, dilation_rate: ints (not both > 1, as for `tf.nn.conv2d` on CPU).
     padding: "SAME" or "VALID".
+    inference: the caller is in inference mode (training falsy). On the Eigen kernels a
+      dilated, ungrouped conv then runs the direct kernel forward (faster there) with the
+      lowered form's gradient (`_direct_with_lowered_gradient`); training keeps the
+      lowered form. Grouped convs stay lowered: the direct grouped forward is no faster
+      on Eigen.
   Returns:
     [B, H', W', C_out], the same values as `tf.nn.conv2d(inputs, kernel, strides,
     padding, dilations=dilation_rate)`.
@@ -84,13 +123,11 @@ def conv2d(inputs, kernel, strides=1, dilation_rate=1, padding="SAME"):
   if (groups == 1 and dilation_rate == 1) or direct_kernel_trains(inputs):
     return tf.nn.conv2d(inputs, kernel, strides=strides, padding=padding,
                         dilations=dilation_rate)
+  if inference and groups == 1:
+    return _direct_with_lowered_gradient(inputs, kernel, strides, dilation_rate, padding,
+                                         groups)
   # Eigen: space-to-batch for the dilation (tf.nn.convolution), one conv per group.
-  convolve = functools.partial(tf.nn.convolution, strides=strides, padding=padding,
-                               dilations=dilation_rate)
-  if groups == 1:
-    return convolve(inputs, kernel)
-  parts = zip(tf.split(inputs, groups, axis=-1), tf.split(kernel, groups, axis=-1))
-  return tf.concat([convolve(x, k) for x, k in parts], axis=-1)
+  return _lowered_conv2d(inputs, kernel, strides, dilation_rate, padding, groups)
 
 
 def _pair(value):
@@ -211,12 +248,13 @@ class SwitchableAtrousConv2D(tf_keras.layers.Layer):
     self.switch.build(tf.TensorShape(input_shape))
     super().build(input_shape)
 
-  def call(self, inputs):
+  def call(self, inputs, training=None):
     x = self.pre_context(inputs) if self.global_context else inputs
     switch = self.switch(self.pool(x))
     kernel = tf.cast(self.kernel, x.dtype)
-    small = conv2d(x, kernel, 1, self.dilation_rate, "SAME")
-    large = conv2d(x, kernel, 1, 3 * self.dilation_rate, "SAME")
+    inference = training is None or training is False
+    small = conv2d(x, kernel, 1, self.dilation_rate, "SAME", inference=inference)
+    large = conv2d(x, kernel, 1, 3 * self.dilation_rate, "SAME", inference=inference)
     y = small + switch * (large - small)
     if self.bias is not None:
       y = tf.nn.bias_add(y, tf.cast(self.bias, y.dtype))

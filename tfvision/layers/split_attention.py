@@ -27,11 +27,16 @@ instead wraps it in a separate jit-compiled function on CPU, which measured 1.1x
 slower (ResNeSt-50 stage shapes, batch 8). Without oneDNN, TensorFlow's generic CPU
 kernels cannot take the gradient of a grouped or dilated convolution, so there (and only
 there) `conv2d` splits the groups, convolves each (space-to-batch where dilated) and
-concatenates, which is slower but trains everywhere.
+concatenates, which is slower but trains everywhere. At inference there (training falsy)
+the splits are not concatenated at all: bn0 is folded into each group's kernel and bias,
+each group's conv + bias + ReLU runs as one fused kernel, and the r-softmax weights the
+per-group outputs directly (`_folded_splits`); the same sums as the concatenated path,
+differentiable, and the training graph is unchanged.
 """
 import tensorflow as tf
 import tf_keras
 
+from tfvision.layers import conv as conv_lib
 from tfvision.layers.conv import conv2d, make_norm, symmetric_padding
 from tfvision.utils import validation
 
@@ -40,6 +45,14 @@ AUTHORS_CONV_INITIALIZER = {
     "class_name": "VarianceScaling",
     "config": {"scale": 2.0, "mode": "fan_out", "distribution": "untruncated_normal"},
 }
+
+
+def _sum(tensors):
+  """t0 + t1 + ... as chained binary adds (TFLite ADD, which has int8 kernels)."""
+  total = tensors[0]
+  for tensor in tensors[1:]:
+    total = total + tensor
+  return total
 
 
 def attention_channels(in_channels, radix, reduction_factor=4, min_channels=32):
@@ -165,6 +178,48 @@ class SplitAttention(tf_keras.layers.Layer):
       y = tf.reshape(tf.einsum("bgi,igo->bgo", x, w), [-1, groups * d_out])
     return y + tf.cast(bias, y.dtype)
 
+  def _folded_splits(self, x, padding):
+    """Inference on the Eigen kernels: the radix splits, each ReLU(conv(x) * s + b).
+
+    bn0 (moving statistics) is folded into each group's slice of the kernel (scale s)
+    and a bias; one convolution per group (the Eigen kernels have no grouped kernel
+    with a gradient, see `conv2d`), whose bias add and ReLU TensorFlow fuses into it.
+    Groups are ordered [radix, cardinality] (radix-major), so split r is the
+    concatenation of groups r * K ... r * K + K - 1.
+
+    Args:
+      x: [B, H, W, C_in], already padded for the stride.
+      padding: "SAME" or "VALID".
+    Returns:
+      `radix` tensors [B, H', W', filters].
+    """
+    bn = self.bn0
+    variance = tf.cast(bn.moving_variance, tf.float32)
+    scale = tf.math.rsqrt(variance + bn.epsilon)
+    if bn.scale:
+      scale = scale * tf.cast(bn.gamma, tf.float32)
+    offset = -tf.cast(bn.moving_mean, tf.float32) * scale
+    if bn.center:
+      offset = offset + tf.cast(bn.beta, tf.float32)
+    kernel = tf.cast(tf.cast(self.kernel, tf.float32) * scale, x.dtype)
+    offset = tf.cast(offset, x.dtype)
+    groups = self.groups
+    outputs = [
+        tf.nn.relu(tf.nn.bias_add(conv2d(part, k, self.strides, self.dilation_rate,
+                                         padding, inference=True), b))
+        for part, k, b in zip(tf.split(x, groups, axis=-1), tf.split(kernel, groups, axis=-1),
+                              tf.split(offset, groups))]
+    per_split = self.cardinality
+    return [outputs[r * per_split] if per_split == 1 else
+            tf.concat(outputs[r * per_split:(r + 1) * per_split], axis=-1)
+            for r in range(self.radix)]
+
+  def _fold_at_inference(self, x, training):
+    """Whether `call` takes `_folded_splits`: inference, Eigen kernels, grouped conv."""
+    return ((training is None or training is False) and self.groups > 1
+            and isinstance(self.bn0, tf_keras.layers.BatchNormalization)
+            and not conv_lib.direct_kernel_trains(x))
+
   @tf.autograph.experimental.do_not_convert
   def call(self, inputs, training=None):
     x = inputs
@@ -176,16 +231,25 @@ class SplitAttention(tf_keras.layers.Layer):
       padding = "VALID"
     else:
       padding = "SAME"
-    x = conv2d(x, kernel, self.strides, self.dilation_rate, padding)
-    if self.bn0 is not None:
-      x = self.bn0(x, training=training)
-    x = tf.nn.relu(x)
-
     radix, channels = self.radix, self.filters
+    splits = None
+    if self._fold_at_inference(x, training):
+      splits = self._folded_splits(x, padding)
+      x = splits[0] if radix == 1 else None
+    else:
+      x = conv2d(x, kernel, self.strides, self.dilation_rate, padding)
+      if self.bn0 is not None:
+        x = self.bn0(x, training=training)
+      x = tf.nn.relu(x)
+
     # Eq. 1: global pooling of the sum over splits (pooling is linear, so pool first).
-    pooled = tf.reduce_mean(x, axis=[1, 2])
-    if radix > 1:
-      pooled = tf.reduce_sum(tf.reshape(pooled, [-1, radix, channels]), axis=1)
+    if splits is not None:
+      # Chained ADDs, not ADD_N: LiteRT has no int8 ADD_N (a model exported on Eigen).
+      pooled = _sum([tf.reduce_mean(split, axis=[1, 2]) for split in splits])
+    else:
+      pooled = tf.reduce_mean(x, axis=[1, 2])
+      if radix > 1:
+        pooled = tf.reduce_sum(tf.reshape(pooled, [-1, radix, channels]), axis=1)
     gate = self._grouped_dense(pooled, self.fc1_kernel, self.fc1_bias)
     if self.bn1 is not None:
       # As [B, 1, 1, A], the BatchNorm2d of the authors' code, which runs fused here.
@@ -193,9 +257,11 @@ class SplitAttention(tf_keras.layers.Layer):
                         [-1, self.attention_channels])
     gate = tf.nn.relu(gate)
     logits = self._grouped_dense(gate, self.fc2_kernel, self.fc2_bias)
-    attention = tf.cast(self.r_softmax(logits), x.dtype)
+    attention = tf.cast(self.r_softmax(logits), inputs.dtype)
     if radix == 1:
       return x * attention[:, None, None, :]
+    if splits is not None:
+      return _sum([split * attention[:, None, None, r, :] for r, split in enumerate(splits)])
     # Eq. 2: weighted sum over the radix-major splits.
     shape = tf.shape(x)
     splits = tf.reshape(x, [shape[0], shape[1], shape[2], radix, channels])
