@@ -32,6 +32,8 @@ from official.core import exp_factory
 from official.modeling import hyperparams
 from official.modeling.hyperparams import oneof
 
+from tfvision.models.spec import plain
+
 KINDS = ("paper", "code", "tfvision", "unsourced", "run")
 
 
@@ -106,14 +108,6 @@ def _fields(config):
   return [f.name for f in dataclasses.fields(config)]
 
 
-def _plain(value):
-  if isinstance(value, tuple):
-    return [_plain(v) for v in value]
-  if isinstance(value, list):
-    return [_plain(v) for v in value]
-  return value
-
-
 def _walk(config, default, path, out, everything):
   """Adds (path -> (value, default)) for the leaves of `config` that differ."""
   if isinstance(config, oneof.OneOfConfig):
@@ -151,8 +145,8 @@ def _walk(config, default, path, out, everything):
         # A sub-config the default leaves unset: every field is part of the recipe.
         _walk(value, ABSENT, key, out, True)
       continue
-    if everything or base is ABSENT or _plain(value) != _plain(base):
-      out[key] = (_plain(value), base if base is ABSENT else _plain(base))
+    if everything or base is ABSENT or plain(value) != plain(base):
+      out[key] = (plain(value), base if base is ABSENT else plain(base))
 
 
 @functools.lru_cache(maxsize=None)

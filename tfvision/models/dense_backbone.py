@@ -19,7 +19,6 @@ passed to the backbone, whose family raises if it cannot produce it; for a model
 `output_stride` may be left None and the model's own stride is used. Either way the
 ASPP rates and the checks read the stride the backbone actually has.
 """
-import collections.abc
 import dataclasses
 import math
 import typing
@@ -29,7 +28,7 @@ import tf_keras
 
 from tfvision.models.base import VisionModel
 from tfvision.models.registry import get_preset
-from tfvision.models.spec import NormSpec, Spec, arg
+from tfvision.models.spec import NormSpec, Spec, arg, plain
 from tfvision.utils import validation
 
 OUTPUT_STRIDES = (8, 16, 32)
@@ -190,15 +189,6 @@ def _check_endpoints(model, backbone, required, output_stride):
                        f"output_stride={output_stride!r}")
 
 
-def _plain(value):
-  """Plain dicts and lists (Keras wraps attributes in trackable DictWrapper / ListWrapper)."""
-  if isinstance(value, collections.abc.Mapping):
-    return {key: _plain(item) for key, item in value.items()}
-  if isinstance(value, (list, tuple)):
-    return [_plain(item) for item in value]
-  return value
-
-
 class DensePredictionModel(VisionModel):
   """Shared plumbing of the dense-prediction meta-architectures.
 
@@ -237,7 +227,7 @@ class DensePredictionModel(VisionModel):
     return self.model_spec.output_stride
 
   def get_config(self):
-    return _plain({**self._backbone_config, **self.arch_spec.values(),
+    return plain({**self._backbone_config, **self.arch_spec.values(),
                    **self.model_spec.values()})
 
   def required_endpoints(self, arch):

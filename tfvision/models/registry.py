@@ -17,7 +17,7 @@ import difflib
 import re
 from typing import Any, Callable, Dict, Mapping, Optional
 
-from tfvision.models.spec import _plain
+from tfvision.models.spec import plain
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_.]*$")
 TINY_SUFFIX = ".tiny"
@@ -100,7 +100,7 @@ class Preset:
   def check_overrides(self, kwargs):
     """Raises ValueError when `kwargs` change an argument the preset's name encodes."""
     for key, value in kwargs.items():
-      if key in self.fixed and _plain(value) != _plain(self.fixed[key]):
+      if key in self.fixed and plain(value) != plain(self.fixed[key]):
         raise ValueError(
             f"{key} is fixed by the preset {self.name!r} ({self.fixed[key]!r}), received "
             f"{key}={value!r}; build {self.model.__name__}({key}={value!r}, ...) or use a "

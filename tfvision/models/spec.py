@@ -22,6 +22,7 @@ Unknown or misspelled keys fail with `UnknownArgumentError` (a `ValueError`, and
 accepted keys and all accepted keys, whether they come from Python, `create_model`, YAML
 or `--params_override`.
 """
+import collections.abc
 import copy
 import dataclasses
 import difflib
@@ -79,12 +80,13 @@ def arg(default, meaning, *, choices=None, minimum=None, positive=False, probabi
   return dataclasses.field(default=default, metadata=metadata)
 
 
-def _plain(value):
-  """Lists for tuples, recursively (specs and configs hold JSON-like values)."""
-  if isinstance(value, tuple):
-    return [_plain(v) for v in value]
-  if isinstance(value, list):
-    return [_plain(v) for v in value]
+def plain(value):
+  """JSON-like values: lists for tuples and list wrappers, dicts for mappings (Keras
+  wraps attributes in trackable ListWrapper / DictWrapper), recursively."""
+  if isinstance(value, collections.abc.Mapping):
+    return {key: plain(item) for key, item in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [plain(item) for item in value]
   return value
 
 
@@ -178,7 +180,7 @@ class Spec(hyperparams.Config):
       current = getattr(spec, key)
       if isinstance(current, hyperparams.Config) and not isinstance(value, hyperparams.Config):
         value = type(current).merge(current, value, name=key)
-      setattr(spec, key, _plain(value))
+      setattr(spec, key, plain(value))
     spec.validate_fields()
     spec.check()
     return spec
@@ -245,7 +247,7 @@ class Spec(hyperparams.Config):
 
   def values(self) -> Dict[str, Any]:
     """The fields as plain Python values (nested specs as dicts)."""
-    return {name: _plain(value) for name, value in self.as_dict().items()}
+    return {name: plain(value) for name, value in self.as_dict().items()}
 
 
 @dataclasses.dataclass
