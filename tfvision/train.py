@@ -245,6 +245,10 @@ def main(argv=None):
   """Console-script entry point."""
   import tfvision.tasks  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
   define_flags()
+  # Every call parses its own command line: values from an earlier call in the same
+  # process (a test, a notebook) must not carry over (--describe would win over
+  # --experiment).
+  FLAGS.unparse_flags()
   app.run(_main, argv=argv if argv is not None else sys.argv)
 
 
