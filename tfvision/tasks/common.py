@@ -1,5 +1,7 @@
 """Pieces shared by the tfvision tasks: model building, the optimisation step and
 checkpoint loading."""
+import gc
+
 from absl import logging
 import tensorflow as tf
 import tf_keras
@@ -168,13 +170,24 @@ def restore_backbone(model, path):
   errors = []
   for candidate in candidates:
     source = type(target).from_config(candidate)
+    # A candidate that does not fit is expected (the next one may); TensorFlow would log
+    # every checkpoint value it left unread when the failed restore state is freed.
+    level = tf.get_logger().level
+    tf.get_logger().setLevel("ERROR")
+    failure = None
     try:
       status = tf.train.Checkpoint(model=source).read(path).expect_partial()
       status.assert_existing_objects_matched()
     except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as error:
-      errors.append(f"at output stride {candidate.get('output_stride', 32)}: "
-                    f"{str(error)[:300]}")
+      failure = (f"at output stride {candidate.get('output_stride', 32)}: "
+                 f"{str(error)[:300]}")
+    if failure is not None:
+      errors.append(failure)
+      del source
+      gc.collect()
+      tf.get_logger().setLevel(level)
       continue
+    tf.get_logger().setLevel(level)
     fresh = copy_weights(source, target)
     return len(source.weights), [name for name in fresh if dense or name != "head"]
   raise ValueError(f"the checkpoint does not hold this backbone ({target.name}), "
