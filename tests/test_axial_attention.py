@@ -1,4 +1,6 @@
 """Position-sensitive axial attention: the formula, position sensitivity, span, bad input."""
+import re
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -36,42 +38,55 @@ def _norm(x, bn, axes, batch_stats):
   return (x - mean) / np.sqrt(var + bn.epsilon) * gamma + beta
 
 
+def window_keys(length, span):
+  """[L, K] key positions each query attends to: every position (K = L), or the span-m
+  window clip(o - (m - 1) / 2, 0, L - m) .. + m - 1 (the layer's docstring)."""
+  if span is None or span >= length:
+    return np.tile(np.arange(length), (length, 1))
+  starts = np.clip(np.arange(length) - (span - 1) // 2, 0, length - span)
+  return starts[:, None] + np.arange(span)[None, :]
+
+
 def reference_attention(layer, x, batch_stats=False):
-  """Eq. 4 of the paper, written out with loops over positions (deeplab2's norms)."""
+  """Eq. 4 of the paper, written out with loops over positions (deeplab2's norms), over
+  each query's window when the layer has a span; strided outputs subsampled."""
   x = np.asarray(x, "float64")
   if layer.axis == "width":
     x = x.transpose(0, 2, 1, 3)
   batch, length, other, _ = x.shape
-  heads, span = layer.num_heads, layer.max_span
+  heads, max_span = layer.num_heads, layer.max_span
   dk, dv = layer.key_depth // heads, layer.value_depth // heads
   qkv = _norm(x @ layer.qkv_kernel.numpy(), layer.qkv_norm, (3,), batch_stats)
   q = qkv[..., :layer.key_depth].reshape(batch, length, other, heads, dk)
   k = qkv[..., layer.key_depth:2 * layer.key_depth].reshape(batch, length, other, heads, dk)
   v = qkv[..., 2 * layer.key_depth:].reshape(batch, length, other, heads, dv)
-  terms = np.zeros((3, batch, other, heads, length, length))
-  value_rpe = np.zeros((length, length, dv))
+  keys = window_keys(length, layer.span)
+  terms = np.zeros((3, batch, other, heads) + keys.shape)
+  value_rpe = np.zeros(keys.shape + (dv,))
   for o in range(length):
-    for p in range(length):
-      row = p - o + span - 1  # the relative distance p - o
-      terms[0, :, :, :, o, p] = np.sum(q[:, o] * k[:, p], -1)
+    for slot, p in enumerate(keys[o]):
+      row = p - o + max_span - 1  # the relative distance p - o
+      terms[0, :, :, :, o, slot] = np.sum(q[:, o] * k[:, p], -1)
       if layer.use_query_rpe:
-        terms[1, :, :, :, o, p] = q[:, o] @ layer.query_rpe.numpy()[row]
+        terms[1, :, :, :, o, slot] = q[:, o] @ layer.query_rpe.numpy()[row]
       if layer.use_key_rpe:
-        terms[2, :, :, :, o, p] = k[:, p] @ layer.key_rpe.numpy()[row]
+        terms[2, :, :, :, o, slot] = k[:, p] @ layer.key_rpe.numpy()[row]
       if layer.use_value_rpe:
-        value_rpe[o, p] = layer.value_rpe.numpy()[row]
+        value_rpe[o, slot] = layer.value_rpe.numpy()[row]
   used = [True, layer.use_query_rpe, layer.use_key_rpe]
   stacked = np.stack([terms[i] for i in range(3) if used[i]])
-  # Statistics per term and head: axes 0 and 3 of [terms, B, X, heads, L, L].
+  # Statistics per term and head: axes 0 and 3 of [terms, B, X, heads, L, K].
   logits = _norm(stacked, layer.similarity_norm, (0, 3), batch_stats).sum(0)
   weights = np.exp(logits - logits.max(-1, keepdims=True))
   weights /= weights.sum(-1, keepdims=True)
-  content = np.einsum("bxnop,bpxnd->boxnd", weights, v).reshape(batch, length, other, -1)
+  content = np.einsum("bxnok,bokxnd->boxnd", weights, v[:, keys]).reshape(
+      batch, length, other, -1)
   out = _norm(content, layer.content_output_norm, (3,), batch_stats)
   if layer.use_value_rpe:
-    retrieved = np.einsum("bxnop,opd->boxnd", weights, value_rpe)
+    retrieved = np.einsum("bxnok,okd->boxnd", weights, value_rpe)
     out = out + _norm(retrieved.reshape(batch, length, other, -1),
                       layer.value_rpe_output_norm, (3,), batch_stats)
+  out = out[:, ::layer.strides]
   return out.transpose(0, 2, 1, 3) if layer.axis == "width" else out
 
 
@@ -394,3 +409,112 @@ def test_block_bad_filters():
     AxialBottleneckBlock([16, 12, 32], num_heads=8)
   with pytest.raises(ValueError, match="position_sensitive"):
     AxialBottleneckBlock([16, 8, 32], position_sensitive="yes")
+
+
+# ---- local span (issue 18) -------------------------------------------------------------
+@pytest.mark.parametrize("axis", ["height", "width"])
+@pytest.mark.parametrize("length, span, strides", [
+    (13, 5, 1),  # border and interior windows, several blocks
+    (12, 3, 3),  # a strided pass: only the kept queries
+    (9, 9, 1),  # span = axis: global
+    (7, 11, 1),  # span > axis: global
+    (19, 1, 2),  # each query attends to itself
+])
+def test_local_attention_equals_a_loop_over_each_window(axis, length, span, strides):
+  shape = (2, length, 3, 6) if axis == "height" else (2, 3, length, 6)
+  x = np.random.RandomState(length).normal(size=shape).astype("float32")
+  # max_span 11 < 13 and 19: a span attends over axes longer than the tables.
+  layer = _layer(axis, max_span=11, span=span, strides=strides)
+  layer(x)
+  _randomise_norms(layer)
+  want = reference_attention(layer, x)
+  np.testing.assert_allclose(layer(x, training=False).numpy(), want, atol=2e-5, rtol=1e-4)
+  # An unknown length takes the same windows (the plan is built in the graph).
+  dynamic = tf.function(lambda t: layer(t, training=False),
+                        input_signature=[tf.TensorSpec([None, None, None, 6])])
+  np.testing.assert_allclose(dynamic(x).numpy(), want, atol=2e-5, rtol=1e-4)
+  # Training: batch statistics of the similarity terms over the window entries only.
+  np.testing.assert_allclose(layer(x, training=True).numpy(),
+                             reference_attention(layer, x, batch_stats=True),
+                             atol=1e-4, rtol=1e-3)
+
+
+def test_local_attention_without_norms_or_relative_terms():
+  x = np.random.RandomState(11).normal(size=(1, 15, 2, 6)).astype("float32")
+  for kwargs in (dict(norm=None), dict(use_key_rpe=False, use_value_rpe=False)):
+    layer = _layer("height", span=7, **kwargs)
+    layer(x)
+    np.testing.assert_allclose(layer(x, training=False).numpy(),
+                               reference_attention(layer, x), atol=2e-5, rtol=1e-4)
+
+
+def test_global_attention_reproduces_the_outputs_before_local_spans():
+  """tests/data/axial_global_outputs.npz was written by the code before spans existed
+  (scripts/make_axial_global_fixture.py at 320acec): no span, and a span covering the
+  axis, give the same outputs, in inference and in training."""
+  import scripts.make_axial_global_fixture as fixture  # pylint: disable=import-outside-toplevel
+  data = np.load(fixture.PATH)
+  for name, args, shape in fixture.CASES:
+    for span in (None, 9):
+      layer = _layer(max_span=9, span=span, **args)
+      layer.build(shape)
+      layer.set_weights([data[f"{name}/weight{i}"] for i in range(len(layer.weights))])
+      x = data[f"{name}/input"]
+      # Float32 rounding only (the file was written on the oneDNN path).
+      np.testing.assert_allclose(layer(x, training=False).numpy(), data[f"{name}/inference"],
+                                 atol=1e-5, rtol=1e-5)
+      np.testing.assert_allclose(layer(x, training=True).numpy(), data[f"{name}/training"],
+                                 atol=1e-5, rtol=1e-5)
+
+
+def test_same_weights_at_any_size_and_local_reach():
+  layer = AxialAttention2D(8, num_heads=4, max_span=9, span=5)
+  small = np.random.RandomState(13).normal(size=(1, 5, 4, 8)).astype("float32")
+  # Axes up to the span: the global layer's function, with its variables.
+  plain = AxialAttention2D(8, num_heads=4, max_span=9)
+  plain(small)
+  layer(small)
+  layer.set_weights(plain.get_weights())
+  np.testing.assert_array_equal(layer(small).numpy(), plain(small).numpy())
+  # The same variables at 40 > max_span, which only a span can attend over.
+  assert layer(np.zeros((1, 3, 40, 8), "float32")).shape == (1, 3, 40, 16)
+  # One pass reaches 2 positions each side: a change at column 0 moves the queries
+  # whose window holds it (columns 0 .. 2) and nothing beyond.
+  width = _layer("width", max_span=9, span=5)
+  x = np.random.RandomState(12).normal(size=(1, 3, 40, 6)).astype("float32")
+  changed = x.copy()
+  changed[0, :, 0] += 1.0
+  delta = np.abs(width(changed).numpy() - width(x).numpy()).max(axis=(0, 1, 3))
+  assert delta[:3].min() > 1e-5 and delta[3:].max() == 0.0
+
+
+def test_local_attention_under_xla_and_mixed_bfloat16():
+  x = tf.random.stateless_normal([2, 11, 13, 8], seed=[5, 6])
+  layer = AxialAttention2D(8, num_heads=4, strides=2, span=5)
+  eager = layer(x, training=False)
+  compiled = tf.function(lambda t: layer(t, training=False), jit_compile=True)
+  np.testing.assert_allclose(compiled(x).numpy(), eager.numpy(), atol=1e-5)
+
+  @tf.function(jit_compile=True)
+  def grads(t):
+    with tf.GradientTape() as tape:
+      loss = tf.reduce_sum(layer(t, training=True) ** 2)
+    return tape.gradient(loss, layer.trainable_variables)
+
+  assert all(np.all(np.isfinite(g.numpy())) for g in grads(x))
+  tf_keras.mixed_precision.set_global_policy("mixed_bfloat16")
+  half = AxialAttention2D(8, num_heads=4, strides=2, span=5)
+  half(x)
+  half.set_weights(layer.get_weights())
+  got = half(x, training=False)
+  assert got.dtype == tf.bfloat16
+  np.testing.assert_allclose(tf.cast(got, tf.float32).numpy(), eager.numpy(),
+                             atol=0.1 * float(tf.reduce_max(tf.abs(eager))))
+
+
+@pytest.mark.parametrize("span", [0, -3, 4, 2.0, "5", 11])
+def test_bad_span_names_the_argument(span):
+  with pytest.raises(ValueError, match=r"span=" + re.escape(repr(span))):
+    _layer(max_span=9, span=span)
+  with pytest.raises(ValueError, match="span"):
+    AxialBottleneckBlock([16, 8, 32], num_heads=4, max_span=9, span=span)
