@@ -35,8 +35,17 @@ for one point where the paper is explicit:
    MaX-DeepLab placement.
 5. Relative embeddings hold 2 * 255 - 1 distances (deeplab2's MAX_SPAN), so any axis up
    to 255 long is attended globally (`max_span`); a longer one raises ValueError
-   (deeplab2 raises NotImplementedError past 129; the paper's local span-m window is
-   not implemented there either).
+   (deeplab2 raises NotImplementedError past 129). `span` = m gives the paper's local
+   attention (Eq. 4, span-m windows; `PositionSensitiveAxialAttention`) in every axial
+   block, at any input size and with the same weights; the paper's Cityscapes models
+   use m = 65 (registry: `axial_deeplab_{s,l}_panoptic_span65`). deeplab2 has no local
+   attention.
+8. Recompute-grad: deeplab2 recomputes every axial block in the backward pass
+   (`axial_use_recompute_grad: True`) and, in SWideRNet and Axial-SWideRNet, every
+   conv block too (`conv_use_recompute_grad: True`, inherited from SWideRNet's
+   config); `recompute_grad` = "axial" / "all" / "none" says which blocks recompute,
+   by default "axial" here and "all" in Axial-SWideRNet, as deeplab2
+   (`tfvision.layers.recompute`; training only, same gradients).
 6. Fully self-attentional ("Full Axial-Attention" of Table 1, `stem="axial"`): deeplab2's
    `use_axial_beyond_stride=1` replaces the conv stem by a first stage of three axial
    blocks (base width 32, the first strided). As in deeplab2, the first of them applies
@@ -55,7 +64,7 @@ import tf_keras
 from tfvision.blocks.axial import AxialBottleneckBlock
 from tfvision.blocks.residual import WideResidualBlock
 from tfvision.layers.activations import get_activation
-from tfvision.layers.axial_attention import DEFAULT_MAX_SPAN
+from tfvision.layers.axial_attention import DEFAULT_MAX_SPAN, check_span
 from tfvision.layers.conv import ConvNormAct
 from tfvision.layers.preprocessing import DEEPLAB_MEAN_RGB, DEEPLAB_STD_RGB
 from tfvision.layers.regularization import drop_path_rate_for_stride
@@ -65,6 +74,8 @@ from tfvision.models.swidernet import SWideRNet
 from tfvision.utils import validation
 
 STEMS = ("conv7x7", "inception", "axial")
+# Which residual blocks recompute their activations in the backward pass.
+RECOMPUTE_GRAD = ("none", "axial", "all")
 OUTPUT_STRIDES = (8, 16, 32)
 AXIAL_BEYOND_STRIDES = (0, 1, 2, 4, 8, 16, 32)
 _DROP_PATH_STRIDES = (2, 4, 8, 16, 32)
@@ -141,6 +152,8 @@ def _check_axial_args(config):
   validation.check_positive("key_expansion", config["key_expansion"])
   validation.check_positive("value_expansion", config["value_expansion"])
   validation.check_positive("max_span", config["max_span"], integer=True)
+  check_span(config["span"], config["max_span"])
+  validation.check_in("recompute_grad", config["recompute_grad"], RECOMPUTE_GRAD)
   if not isinstance(config["position_sensitive"], bool):
     raise ValueError(f"position_sensitive must be True or False, received "
                      f"position_sensitive={config['position_sensitive']!r}")
@@ -168,6 +181,7 @@ def _axial_block(spec, config, common, name):
       key_expansion=config["key_expansion"], value_expansion=config["value_expansion"],
       max_span=config["max_span"], position_sensitive=config["position_sensitive"],
       use_se=config.get("use_se", False), drop_path_rate=spec["drop_path_rate"],
+      span=config["span"], recompute_grad=config["recompute_grad"] != "none",
       name=name, **common)
 
 
@@ -194,8 +208,13 @@ class AxialResNet(VisionModel):
     attention_bottleneck_expansion: first 1x1 conv width over the attention width.
     num_heads: attention heads.
     key_expansion, value_expansion: key / value depth over the attention width.
-    max_span: the longest axis any axial layer may see.
+    max_span: relative embeddings for distances up to max_span - 1: the longest axis of
+      global attention, and the largest span.
     position_sensitive: the relative-position terms of Eq. 4 (False: content attention).
+    span: None (global attention) or the odd local span m of every axial layer (Eq. 4;
+      any input size, the same weights).
+    recompute_grad: "axial" (deeplab2's default), "all" or "none": which residual
+      blocks recompute their activations in the backward pass when training.
     include_top, num_classes, input_shape, pooling, classifier_activation,
     dropout_rate: the common classification arguments.
     drop_path_rate, drop_path_schedule, drop_path_beyond_stride: stochastic depth by
@@ -210,7 +229,8 @@ class AxialResNet(VisionModel):
                use_axial_beyond_stride=2,
                output_stride=32, attention_bottleneck_expansion=2, num_heads=8,
                key_expansion=1.0, value_expansion=2.0, max_span=DEFAULT_MAX_SPAN,
-               position_sensitive=True, include_top=True, num_classes=1000,
+               position_sensitive=True, span=None, recompute_grad="axial",
+               include_top=True, num_classes=1000,
                input_shape=None, pooling="avg", classifier_activation=None,
                drop_path_rate=0.0, drop_path_schedule="constant",
                drop_path_beyond_stride=16, dropout_rate=0.0, norm="batch",
@@ -225,8 +245,8 @@ class AxialResNet(VisionModel):
         output_stride=output_stride,
         attention_bottleneck_expansion=attention_bottleneck_expansion,
         num_heads=num_heads, key_expansion=key_expansion, value_expansion=value_expansion,
-        max_span=max_span, position_sensitive=position_sensitive, include_top=include_top,
-        num_classes=num_classes,
+        max_span=max_span, position_sensitive=position_sensitive, span=span,
+        recompute_grad=recompute_grad, include_top=include_top, num_classes=num_classes,
         input_shape=None if input_shape is None else list(input_shape), pooling=pooling,
         classifier_activation=classifier_activation, drop_path_rate=drop_path_rate,
         drop_path_schedule=drop_path_schedule,
@@ -252,7 +272,7 @@ class AxialResNet(VisionModel):
           block = WideResidualBlock(
               spec["filters"], kind="bottleneck", strides=spec["strides"],
               dilation_rate=spec["dilation_rate"], drop_path_rate=spec["drop_path_rate"],
-              name=name_, **common)
+              recompute_grad=recompute_grad == "all", name=name_, **common)
         x = block(x)
       if stage_number >= 2:
         endpoints[str(stage_number)] = tf_keras.layers.Activation(
@@ -387,13 +407,16 @@ class AxialSWideRNet(SWideRNet):
     norm_epsilon, weight_decay, name: as SWideRNet.
     use_axial_beyond_stride: axial blocks where the input stride is >= this (0: none).
     attention_bottleneck_expansion, num_heads, key_expansion, value_expansion,
-    max_span, position_sensitive: as AxialResNet.
+    max_span, position_sensitive, span: as AxialResNet.
+    recompute_grad: "all" (deeplab2's default: Axial-SWideRNet inherits SWideRNet's
+      conv_use_recompute_grad and recomputes axial blocks too), "axial" or "none".
   """
 
   def __init__(self, w1=1.0, w2=1.0, l=1.0, use_se=False, se_beyond_stride=2,
                sac_beyond_stride=0, use_axial_beyond_stride=16, attention_bottleneck_expansion=4, num_heads=8,
                key_expansion=2.0, value_expansion=4.0, max_span=DEFAULT_MAX_SPAN,
-               position_sensitive=True, output_stride=32, multi_grid=None,
+               position_sensitive=True, span=None, recompute_grad="all",
+               output_stride=32, multi_grid=None,
                include_top=True, num_classes=1000, input_shape=None, pooling="avg",
                classifier_activation=None, drop_path_rate=0.2, drop_path_schedule="linear",
                drop_path_beyond_stride=4, dropout_rate=0.0, norm="batch",
@@ -414,7 +437,7 @@ class AxialSWideRNet(SWideRNet):
         attention_bottleneck_expansion=attention_bottleneck_expansion,
         num_heads=num_heads, key_expansion=key_expansion,
         value_expansion=value_expansion, max_span=max_span,
-        position_sensitive=position_sensitive)
+        position_sensitive=position_sensitive, span=span, recompute_grad=recompute_grad)
 
   def _validate_and_plan(self, config):
     plan = super()._validate_and_plan(config)
@@ -435,7 +458,8 @@ class AxialSWideRNet(SWideRNet):
   def _make_block(self, spec, config, common, name):
     if spec["kind"] == "axial":
       return _axial_block(spec, config, common, name)
-    return super()._make_block(spec, config, common, name)
+    return super()._make_block(
+        spec, config, dict(common, recompute_grad=config["recompute_grad"] == "all"), name)
 
 
 # Tiny configurations: same depth and layout, narrow stages (8 heads still divide them).

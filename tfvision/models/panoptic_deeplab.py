@@ -479,3 +479,19 @@ for _name, _builder in (("axial_deeplab_s_panoptic", AxialDeepLabS),
       _name, _builder, defaults=dict(num_classes=19), family="deeplab", task="panoptic",
       default_size=1025, tiny=_TINY_AXIAL, tiny_size=65,
       paper="axial-deeplab Sec. 4.2, Table 6 (Cityscapes); deeplab2 Axial-DeepLab configs")
+
+# The paper's Cityscapes setting: every axial layer attends over a local span of 65
+# (Eq. 4; the authors in csrhddlam/axial-deeplab #22 and #28: span 65 for the main
+# panoptic results, which also allows multi-scale inference). The tables keep
+# max_span 255, so deeplab2's global checkpoints load unchanged.
+CITYSCAPES_SPAN = 65
+for _name, _builder in (("axial_deeplab_s_panoptic", AxialDeepLabS),
+                        ("axial_deeplab_l_panoptic", AxialDeepLabL)):
+  register_model(
+      f"{_name}_span{CITYSCAPES_SPAN}", _builder,
+      defaults=dict(num_classes=19, name=f"{_name}_span{CITYSCAPES_SPAN}",
+                    backbone_kwargs=dict(span=CITYSCAPES_SPAN)),
+      family="deeplab", task="panoptic", default_size=1025,
+      tiny=dict(_TINY_AXIAL, backbone_kwargs=dict(_TINY_AXIAL["backbone_kwargs"], span=5)),
+      tiny_size=65, paper="axial-deeplab Sec. 4 (Cityscapes, span 65); csrhddlam/"
+                          "axial-deeplab #22, #28")
