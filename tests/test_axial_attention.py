@@ -518,3 +518,30 @@ def test_bad_span_names_the_argument(span):
     _layer(max_span=9, span=span)
   with pytest.raises(ValueError, match="span"):
     AxialBottleneckBlock([16, 8, 32], num_heads=4, max_span=9, span=span)
+
+
+def test_full_integer_int8_has_no_float_op_inside_the_attention():
+  """The similarity terms are summed with ADDs (int8 in LiteRT; its ADD_N is float
+  only), and the local path adds only pads, reshapes, slices and a gather of keys."""
+  from tfvision.export import export_tflite  # pylint: disable=import-outside-toplevel
+  inputs = tf_keras.Input((12, 12, 3))
+  x = tf_keras.layers.Conv2D(8, 3, padding="same")(inputs / 255.0)
+  x = AxialAttention2D(8, num_heads=2, span=5)(x)  # local: 12 > 5
+  x = AxialAttention2D(4, num_heads=2)(x)  # global
+  logits = tf_keras.layers.Dense(3)(tf_keras.layers.GlobalAveragePooling2D()(x))
+  model = tf_keras.Model(inputs, logits)
+  images = np.random.RandomState(14).uniform(0, 255, (16, 12, 12, 3)).astype("uint8")
+  result = export_tflite(model, quantization="int8", representative_data=images,
+                         representative_count=16)
+  report = result.ops_report
+  assert report.float_ops == [] and "ADD_N" not in report.ops, report.format()
+  assert report.op_types["SOFTMAX"] == ["INT8"] and report.op_types["ADD"] == ["INT8"]
+  interpreter = tf.lite.Interpreter(model_content=result.flatbuffer)
+  run = interpreter.get_signature_runner()
+  got = np.concatenate([run(image=image[None].astype("float32"))["logits"]
+                        for image in images])
+  want = model(images.astype("float32")).numpy()
+  # Calibrated int8 tracks the float model (random weights: no accuracy to compare;
+  # the export parity benchmark measures top-1 agreement of trained models).
+  correlation = np.corrcoef(got.ravel(), want.ravel())[0, 1]
+  assert correlation > 0.99, (correlation, got, want)
