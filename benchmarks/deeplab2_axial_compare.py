@@ -30,6 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+import tf_keras  # noqa: E402
 
 import run as bench  # noqa: E402  (benchmarks/run.py: timers, machine description)
 from tfvision.models import AxialResNetS  # noqa: E402
@@ -47,39 +48,24 @@ def build_deeplab2(path):
                                           output_stride=32)
 
 
-def deeplab2_step(model, train):
-  """deeplab2's encoder takes normalised images; ours normalise inside (x / 127.5 - 1)."""
-  if train:
-    optimizer = __import__("tf_keras").optimizers.SGD(1e-3, momentum=0.9)
+def make_step(model, train, preprocess, output):
+  """Inference or training step (SGD) of `model` on preprocess(images); `output` picks
+  the backbone's last feature map from its outputs."""
+  if not train:
+    fn = tf.function(lambda x: output(model(preprocess(x), training=False)))
+    return lambda images: fn(images).numpy()
+  optimizer = tf_keras.optimizers.SGD(1e-3, momentum=0.9)
 
-    @tf.function
-    def step(x):
-      with tf.GradientTape() as tape:
-        out = model(x / 127.5 - 1.0, training=True)["backbone_output"]
-        loss = tf.reduce_mean(tf.cast(out, tf.float32) ** 2)
-      grads = tape.gradient(loss, model.trainable_variables)
-      optimizer.apply_gradients(zip(grads, model.trainable_variables))
-      return loss
-    return lambda images: step(images).numpy()
-  fn = tf.function(lambda x: model(x / 127.5 - 1.0, training=False)["backbone_output"])
-  return lambda images: fn(images).numpy()
+  @tf.function
+  def step(x):
+    with tf.GradientTape() as tape:
+      out = output(model(preprocess(x), training=True))
+      loss = tf.reduce_mean(tf.cast(out, tf.float32) ** 2)
+    grads = tape.gradient(loss, model.trainable_variables)
+    optimizer.apply_gradients(zip(grads, model.trainable_variables))
+    return loss
 
-
-def tfvision_step(model, train):
-  if train:
-    optimizer = __import__("tf_keras").optimizers.SGD(1e-3, momentum=0.9)
-
-    @tf.function
-    def step(x):
-      with tf.GradientTape() as tape:
-        out = model(x, training=True)["5"]
-        loss = tf.reduce_mean(tf.cast(out, tf.float32) ** 2)
-      grads = tape.gradient(loss, model.trainable_variables)
-      optimizer.apply_gradients(zip(grads, model.trainable_variables))
-      return loss
-    return lambda images: step(images).numpy()
-  fn = tf.function(lambda x: model(x, training=False)["5"])
-  return lambda images: fn(images).numpy()
+  return lambda images: step(images).numpy()
 
 
 def main(argv=None):
@@ -103,8 +89,12 @@ def main(argv=None):
   theirs(images[:1] / 127.5 - 1.0)
   counts = [int(sum(np.prod(v.shape) for v in m.trainable_variables))
             for m in (ours, theirs)]
-  steps = {"tfvision AxialResNetS": tfvision_step(ours, args.train),
-           "deeplab2 axial_resnet_s": deeplab2_step(theirs, args.train)}
+  # deeplab2's encoder takes normalised images; ours normalise inside (x / 127.5 - 1).
+  steps = {"tfvision AxialResNetS": make_step(ours, args.train, lambda x: x,
+                                              lambda out: out["5"]),
+           "deeplab2 axial_resnet_s": make_step(theirs, args.train,
+                                                lambda x: x / 127.5 - 1.0,
+                                                lambda out: out["backbone_output"])}
   print(f"# {bench.machine()}")
   print(f"# batch {args.batch}, size {args.size}, "
         f"{'training' if args.train else 'inference'}, backbone at output stride 32, "
