@@ -89,7 +89,9 @@ def main(argv=None):
           weights = model.get_weights()
         result = f"{seconds:7.1f} s, peak {peak / 2**30:6.2f} GiB"
       except (ValueError, tf.errors.OpError, MemoryError) as error:
-        message = str(error).strip().splitlines()[0][:120]
+        lines = str(error).strip().splitlines()
+        message = next((line.strip() for line in lines if "max_span" in line), lines[0])
+        message = message[:140]
         result = f"fails: {type(error).__name__}: {message}"
       if name.startswith("global"):
         result += f" [one logits term: {logits_bytes(size) / 2**30:.2f} GiB]"

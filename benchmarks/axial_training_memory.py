@@ -2,14 +2,16 @@
 """Peak memory and time of one training step: recompute-grad on / off, global / local span.
 
     python benchmarks/axial_training_memory.py [--size 1025x2049] [--batch 1]
-        [--configs global,global+recompute,span65,span65+recompute] [--rounds 3]
+        [--configs global,global+recompute,global+recompute+decoder,span65,...] [--rounds 3]
 
 Model: Panoptic-DeepLab (tfvision defaults, 19 classes) on Axial-SWideRNet-(0.25, 0.25,
 0.75) at output stride 16 (`axial_swidernet_1_1_1` with w1=0.25, w2=0.25, l=0.75; axial
 blocks from stride 16 on, which attend over 65 x 129 at 1025 x 2049). A config is
 "global" or "spanN" (every axial layer local with span N), optionally "+recompute"
-(`recompute_grad="all"`: every residual block recomputed in the backward pass, as
-deeplab2 trains Axial-SWideRNet; without it "none"). Same weights in every config.
+(`recompute_grad="all"`: every residual block of the backbone recomputed in the backward
+pass, as deeplab2 trains Axial-SWideRNet; without it "none") and "+decoder"
+(`decoder_recompute_grad=True`: both decoders and the three heads too, which deeplab2
+does not do). Same weights in every config.
 
 One step: forward, the loss (mean squares of the three outputs: the activations to keep
 do not depend on the loss), backward, SGD with momentum. Every config is built and
@@ -38,25 +40,25 @@ BACKBONE = dict(w1=0.25, w2=0.25, l=0.75)
 
 
 def parse_config(text):
-  """"global" / "spanN", optionally "+recompute" -> (span or None, recompute_grad)."""
-  attention, _, extra = text.partition("+")
-  if extra not in ("", "recompute"):
-    raise SystemExit(f"a config is global|spanN[+recompute], received {text!r}")
+  """"global" / "spanN" [+recompute [+decoder]] -> (span, recompute_grad, decoder)."""
+  attention, *extras = text.split("+")
+  if extras not in ([], ["recompute"], ["recompute", "decoder"]):
+    raise SystemExit(f"a config is global|spanN[+recompute[+decoder]], received {text!r}")
   if attention == "global":
     span = None
   elif attention.startswith("span") and attention[4:].isdigit():
     span = int(attention[4:])
   else:
-    raise SystemExit(f"a config is global|spanN[+recompute], received {text!r}")
-  return span, "all" if extra else "none"
+    raise SystemExit(f"a config is global|spanN[+recompute[+decoder]], received {text!r}")
+  return span, "all" if extras else "none", "decoder" in extras
 
 
-def build(span, recompute_grad, size):
+def build(span, recompute_grad, decoder, size):
   tf_keras.utils.set_random_seed(0)
   backbone = dict(BACKBONE, span=span, recompute_grad=recompute_grad)
   return create_model("panoptic_deeplab_swidernet_0.25_0.25_0.75", num_classes=19,
                       backbone="axial_swidernet_1_1_1", backbone_kwargs=backbone,
-                      input_shape=(size[0], size[1], 3))
+                      decoder_recompute_grad=decoder, input_shape=(size[0], size[1], 3))
 
 
 def train_step(model):
@@ -79,7 +81,8 @@ def main(argv=None):
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--size", default="1025x2049", help="HxW")
   parser.add_argument("--batch", type=int, default=1)
-  parser.add_argument("--configs", default="global,global+recompute,span65,span65+recompute")
+  parser.add_argument("--configs", default="global,global+recompute,global+recompute+decoder,"
+                      "span65,span65+recompute,span65+recompute+decoder")
   parser.add_argument("--rounds", type=int, default=3)
   args = parser.parse_args(argv)
   size = tuple(int(v) for v in args.size.split("x"))

@@ -186,3 +186,67 @@ def test_bad_recompute_option_names_the_argument(value):
     AxialBottleneckBlock([8, 8, 16], num_heads=2, recompute_grad=value)
   with pytest.raises(ValueError, match="recompute_grad"):
     get_model_entry("axial_resnet_s").build_tiny(recompute_grad=value)
+
+
+class _Dropping(tf_keras.layers.Layer):
+  """x * w, then a tf_keras Dropout: recomputed, its mask must be the forward pass's."""
+
+  def __init__(self, **kwargs):
+    super().__init__(**kwargs)
+    self.recompute_grad = True
+    self.dropout = tf_keras.layers.Dropout(0.5)
+
+  def build(self, input_shape):
+    self.scale = self.add_weight("scale", shape=(input_shape[-1],), initializer="ones")
+
+  def call(self, inputs, training=None):
+    return recompute.call(self, self._forward, inputs, training)
+
+  def _forward(self, inputs, training):
+    return self.dropout(inputs * self.scale, training=training)
+
+
+def test_keras_dropout_inside_a_recomputed_layer_is_replayed():
+  layer = _Dropping()
+  x = tf.random.stateless_uniform([64, 8], [5, 6], 1.0, 2.0)
+  layer(x)  # builds (not recomputed)
+  with tf.GradientTape() as tape:
+    y = layer(x, training=True)
+    loss = tf.reduce_sum(y)
+  grad = tape.gradient(loss, layer.scale)
+  dropped = float(tf.reduce_mean(tf.cast(tf.equal(y, 0.0), tf.float32)))
+  assert 0.2 < dropped < 0.8
+  # d(sum y) / d scale = sum of x * mask / keep = sum of y (scale 1): the mask of the
+  # forward pass, not a new one.
+  np.testing.assert_allclose(grad.numpy(), tf.reduce_sum(y, 0).numpy(), rtol=1e-5)
+  # Outside a recomputed layer Keras' own dropout runs (its RNG, its semantics).
+  plain = layer.dropout(x, training=True)
+  assert 0.2 < float(tf.reduce_mean(tf.cast(tf.equal(plain, 0.0), tf.float32))) < 0.8
+
+
+def test_panoptic_decoder_and_heads_recompute():
+  """Same gradients and statistics with decoder_recompute_grad (ASPP dropout off, so
+  that both runs drop nothing; the replay of Keras dropout is tested above)."""
+  entry = get_model_entry("panoptic_deeplab_swidernet_0.25_0.25_0.75")
+  x = tf.random.stateless_uniform([2, 33, 33, 3], [7, 8], 0, 255)
+  results = {}
+  for rc in (False, True):
+    tf_keras.utils.set_random_seed(0)
+    model = entry.build_tiny(decoder_recompute_grad=rc, aspp_dropout_rate=0.0)
+    decoder = model.get_layer("semantic_decoder")
+    assert decoder.recompute_grad is rc and model.get_layer("offset_head").recompute_grad is rc
+    calls = []
+    forward = decoder._forward  # pylint: disable=protected-access
+    decoder._forward = lambda inputs, training: calls.append(len(inputs)) or forward(  # pylint: disable=protected-access
+        inputs, training)
+    with tf.GradientTape() as tape:
+      out = model(x, training=True)
+      loss = tf.add_n([tf.reduce_sum(v * tf.cos(v)) for v in out.values()])
+    grads = tape.gradient(loss, model.trainable_variables)
+    assert calls == [3] * (2 if rc else 1)  # three endpoints in, recomputed once
+    results[rc] = ([g.numpy() for g in grads],
+                   [v.numpy() for v in model.non_trainable_variables])
+  for a, b in zip(results[False][0], results[True][0]):
+    np.testing.assert_allclose(b, a, atol=1e-4, rtol=1e-4)
+  for a, b in zip(results[False][1], results[True][1]):
+    np.testing.assert_allclose(b, a, atol=1e-6)

@@ -136,10 +136,6 @@ def check_span(span, max_span):
   return int(span)
 
 
-def _is_static(*values):
-  return all(isinstance(v, int) for v in values)
-
-
 def _ceil_div(a, b):
   return -(-a // b)
 
@@ -174,7 +170,7 @@ class LocalPlan:
     self.right_start = (length - 1 - half) // query_stride + 1
     self.num_interior = self.right_start - self.left_end
     self.interior_start = query_stride * self.left_end
-    static = _is_static(length)
+    static = isinstance(length, int)
     if static:
       # Equal blocks of at most `block` queries: no padded block of mostly nothing.
       block = max(1, _ceil_div(self.num_interior, max(1, _ceil_div(self.num_interior,

@@ -1,4 +1,4 @@
-"""Recompute-grad (gradient checkpointing) for residual blocks.
+"""Recompute-grad (gradient checkpointing) for residual blocks and decoder layers.
 
 deeplab2 trains its axial blocks with `axial_use_recompute_grad: True` (and SWideRNet's
 conv blocks with `conv_use_recompute_grad: True`; `model/layers/axial_block_groups.py`):
@@ -11,7 +11,8 @@ recomputation; two things it leaves to the caller are done here:
   one and the gradients would be wrong. deeplab2 draws the drop-path mask outside the
   block and passes it in. Here the block's layers draw through `random_uniform`, which
   records each draw in the forward pass and hands back the same tensors, in the same
-  order, when the block is recomputed.
+  order, when the block is recomputed (tf_keras Dropout layers inside a recomputed
+  block draw through it too; outside one they run unchanged).
 - **Moving statistics update once.** A batch norm run with `training=True` assigns its
   moving mean and variance in `add_update`; rerun in the backward pass it would assign
   them a second time (deeplab2's batch norms do: its moving averages use the momentum
@@ -26,6 +27,7 @@ there is nothing to save.
 import threading
 
 import tensorflow as tf
+import tf_keras
 
 _state = threading.local()
 
@@ -76,10 +78,30 @@ def is_recomputing():
   return _stack().recomputing > 0
 
 
-def _guard_updates(layer):
-  """Makes `add_update` of `layer` and its sublayers a no-op while recomputing."""
+def _replayable_dropout(layer):
+  """A call for a tf_keras Dropout layer that, inside a recomputed block, draws its mask
+  through `random_uniform` (so that it is replayed); elsewhere Keras' own call runs."""
+  original = layer.call
+
+  def call(inputs, training=None):
+    if not _stack().draws:
+      return original(inputs, training=training)
+    if not training or layer.rate == 0:
+      return inputs
+    keep = 1.0 - layer.rate
+    shape = (tf.shape(inputs) if layer.noise_shape is None
+             else layer._get_noise_shape(inputs))  # pylint: disable=protected-access
+    mask = tf.floor(keep + random_uniform(shape))
+    return inputs * tf.cast(mask / keep, inputs.dtype)
+
+  return call
+
+
+def _guard(layer):
+  """Makes `add_update` of `layer` and its sublayers a no-op while recomputing, and its
+  tf_keras Dropout layers draw replayable masks."""
   for sublayer in layer._flatten_layers(include_self=True, recursive=True):  # pylint: disable=protected-access
-    if sublayer.__dict__.get("_tfvision_update_guard"):
+    if sublayer.__dict__.get("_tfvision_recompute_guard"):
       continue
     original = sublayer.add_update
 
@@ -87,9 +109,11 @@ def _guard_updates(layer):
       if not is_recomputing():
         original(updates)
 
-    # object.__setattr__: a plain attribute, not one Keras tracks.
+    # object.__setattr__: plain attributes, not ones Keras tracks.
     object.__setattr__(sublayer, "add_update", add_update)
-    object.__setattr__(sublayer, "_tfvision_update_guard", True)
+    if isinstance(sublayer, tf_keras.layers.Dropout):
+      object.__setattr__(sublayer, "call", _replayable_dropout(sublayer))
+    object.__setattr__(sublayer, "_tfvision_recompute_guard", True)
 
 
 def check_flag(recompute_grad):
@@ -107,7 +131,7 @@ def call(layer, forward, inputs, training):
   Args:
     layer: the block (its sublayers' moving-statistic updates are guarded).
     forward: the block's computation, forward(inputs, training) -> tensor.
-    inputs: one tensor, the block's input.
+    inputs: the block's input: a tensor, or a list of tensors.
     training: the Keras training flag.
   """
   if not (layer.recompute_grad and training is True):
@@ -116,11 +140,12 @@ def call(layer, forward, inputs, training):
     # Build (and create the variables) outside the custom gradient, which must not
     # create variables; deeplab2 also runs the first call without recomputation.
     return forward(inputs, training)
-  _guard_updates(layer)
+  _guard(layer)
   draws = _Draws()
   calls = []
+  several = isinstance(inputs, (list, tuple))
 
-  def checkpointed(x):
+  def checkpointed(*x):
     state = _stack()
     if calls:
       # The backward pass: replay the forward pass's draws, update no statistics.
@@ -129,10 +154,10 @@ def call(layer, forward, inputs, training):
     calls.append(None)
     state.draws.append(draws)
     try:
-      return forward(x, True)
+      return forward(list(x) if several else x[0], True)
     finally:
       state.draws.pop()
       if draws.replay_index is not None:
         state.recomputing -= 1
 
-  return tf.recompute_grad(checkpointed)(inputs)
+  return tf.recompute_grad(checkpointed)(*(inputs if several else [inputs]))

@@ -42,6 +42,7 @@ maps at the input resolution: "semantic_logits" [B, H, W, num_classes], "center_
 import tensorflow as tf
 import tf_keras
 
+from tfvision.layers import recompute
 from tfvision.layers.aspp import (AtrousSpatialPyramidPooling, check_atrous_rates,
                                   default_atrous_rates)
 from tfvision.layers.conv import ConvNormAct
@@ -98,6 +99,8 @@ class PanopticDeepLabDecoder(tf_keras.layers.Layer):
     fusion_separable: depthwise-separable fusion convs.
     fusion_kernel_size: fusion conv kernel (5 in deeplab2).
     norm, norm_momentum, norm_epsilon, activation, weight_decay: conv settings.
+    recompute_grad: in training, recompute the decoder in the backward pass instead of
+      keeping its activations (`tfvision.layers.recompute`).
   Input: [high [B, h, w, C5], low_1 [B, h1, w1, C], ...] (deepest first);
   output: [B, h_n, w_n, decoder_filters] at the last low-level feature's size.
   """
@@ -106,8 +109,9 @@ class PanopticDeepLabDecoder(tf_keras.layers.Layer):
                low_level_filters=(64, 32), aspp_projection_only=False, aspp_separable=False,
                aspp_dropout_rate=0.1, fusion_separable=True, fusion_kernel_size=5,
                norm="batch", norm_momentum=0.99, norm_epsilon=1e-3, activation="relu",
-               weight_decay=0.0, **kwargs):
+               weight_decay=0.0, recompute_grad=False, **kwargs):
     super().__init__(**kwargs)
+    self.recompute_grad = recompute.check_flag(recompute_grad)
     self.aspp_filters = validation.check_positive("aspp_filters", aspp_filters, integer=True)
     self.decoder_filters = validation.check_positive("decoder_filters", decoder_filters,
                                                      integer=True)
@@ -138,6 +142,10 @@ class PanopticDeepLabDecoder(tf_keras.layers.Layer):
 
   @tf.autograph.experimental.do_not_convert
   def call(self, inputs, training=None):
+    return recompute.call(self, self._forward, list(inputs), training)
+
+  @tf.autograph.experimental.do_not_convert
+  def _forward(self, inputs, training):
     high, lows = inputs[0], list(inputs[1:])
     if len(lows) != len(self.projections):
       raise ValueError(f"expected {len(self.projections)} low-level features, received "
@@ -163,7 +171,8 @@ class PanopticDeepLabDecoder(tf_keras.layers.Layer):
         aspp_dropout_rate=self.aspp_dropout_rate, fusion_separable=self.fusion_separable,
         fusion_kernel_size=self.fusion_kernel_size, norm=self.norm,
         norm_momentum=self.norm_momentum, norm_epsilon=self.norm_epsilon,
-        activation=self.activation, weight_decay=self.weight_decay)
+        activation=self.activation, weight_decay=self.weight_decay,
+        recompute_grad=self.recompute_grad)
     return config
 
 
@@ -180,13 +189,15 @@ class PanopticDeepLabHead(tf_keras.layers.Layer):
     kernel_size: first conv kernel (5 in deeplab2).
     separable: depthwise-separable first conv.
     norm, norm_momentum, norm_epsilon, activation, weight_decay: conv settings.
+    recompute_grad: recompute the head in the backward pass when training.
   Input: [B, h, w, C]; output: [B, h, w, output_filters] float32.
   """
 
   def __init__(self, head_filters, output_filters, kernel_size=5, separable=True,
                norm="batch", norm_momentum=0.99, norm_epsilon=1e-3, activation="relu",
-               weight_decay=0.0, **kwargs):
+               weight_decay=0.0, recompute_grad=False, **kwargs):
     super().__init__(**kwargs)
+    self.recompute_grad = recompute.check_flag(recompute_grad)
     self.head_filters = validation.check_positive("head_filters", head_filters, integer=True)
     self.output_filters = validation.check_positive("output_filters", output_filters,
                                                     integer=True)
@@ -208,6 +219,10 @@ class PanopticDeepLabHead(tf_keras.layers.Layer):
 
   @tf.autograph.experimental.do_not_convert
   def call(self, inputs, training=None):
+    return recompute.call(self, self._forward, inputs, training)
+
+  @tf.autograph.experimental.do_not_convert
+  def _forward(self, inputs, training):
     return self.final_conv(self.conv(inputs, training=training))
 
   def compute_output_shape(self, input_shape):
@@ -218,7 +233,8 @@ class PanopticDeepLabHead(tf_keras.layers.Layer):
     config.update(head_filters=self.head_filters, output_filters=self.output_filters,
                   kernel_size=self.kernel_size, separable=self.separable, norm=self.norm,
                   norm_momentum=self.norm_momentum, norm_epsilon=self.norm_epsilon,
-                  activation=self.activation, weight_decay=self.weight_decay)
+                  activation=self.activation, weight_decay=self.weight_decay,
+                  recompute_grad=self.recompute_grad)
     return config
 
 
@@ -247,6 +263,10 @@ class PanopticDeepLab(DensePredictionModel):
     fusion_kernel_size, head_kernel_size: 5 in deeplab2.
     drop_path_rate: passed to a backbone given by name; None keeps its default.
     norm, norm_momentum, norm_epsilon, activation, weight_decay: decoder settings.
+    decoder_recompute_grad: recompute both decoders and the three heads in the backward
+      pass when training (`tfvision.layers.recompute`; the backbone's blocks have their
+      own `recompute_grad`). deeplab2 recomputes only backbone blocks; at 1025 x 2049 the
+      stride-4 decoder activations are most of what a training step keeps.
     name: model name.
   """
 
@@ -259,7 +279,8 @@ class PanopticDeepLab(DensePredictionModel):
                instance_low_level_filters=(32, 16), center_head_filters=32,
                offset_head_filters=32, fusion_kernel_size=5, head_kernel_size=5,
                drop_path_rate=None, norm="batch", norm_momentum=0.99, norm_epsilon=1e-3,
-               activation="relu", weight_decay=0.0, name="panoptic_deeplab"):
+               activation="relu", weight_decay=0.0, decoder_recompute_grad=False,
+               name="panoptic_deeplab"):
     config = dict(
         backbone=backbone, num_classes=num_classes,
         backbone_kwargs=None if backbone_kwargs is None else dict(backbone_kwargs),
@@ -280,7 +301,7 @@ class PanopticDeepLab(DensePredictionModel):
         fusion_kernel_size=fusion_kernel_size, head_kernel_size=head_kernel_size,
         drop_path_rate=drop_path_rate, norm=norm, norm_momentum=norm_momentum,
         norm_epsilon=norm_epsilon, activation=activation, weight_decay=weight_decay,
-        name=name)
+        decoder_recompute_grad=decoder_recompute_grad, name=name)
     self._validate(config)
     required = [high_level_feature] + list(low_level_features)
     backbone_model, config["backbone"] = self._backbone(config, required)
@@ -288,7 +309,8 @@ class PanopticDeepLab(DensePredictionModel):
     aspp_separable = separable_conv == "all"
     fusion_separable = separable_conv in ("all", "decoder")
     common = dict(norm=norm, norm_momentum=norm_momentum, norm_epsilon=norm_epsilon,
-                  activation=activation, weight_decay=weight_decay)
+                  activation=activation, weight_decay=weight_decay,
+                  recompute_grad=recompute.check_flag(decoder_recompute_grad))
 
     inputs = self._image_input(input_shape)
     features = backbone_model(inputs)
