@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+import tf_keras
 
 from tests.test_panoptic_deeplab import _tiny
 from tfvision.data.panoptic import synthetic_dataset_info, synthetic_panoptic_batch
@@ -14,7 +15,11 @@ INFO = synthetic_dataset_info(5)
 
 @pytest.fixture(scope="module", name="setup")
 def _setup():
-  """One tiny model shared by the tests of this module (building it is the slow part)."""
+  """One tiny model shared by the tests of this module (building it is the slow part).
+
+  Seeded here: a module fixture is built before the per-test seeding of conftest.py, so
+  its weights would otherwise depend on the tests that ran before it."""
+  tf_keras.utils.set_random_seed(1234)
   model = _tiny()
   # A permissive post-processor so that the untrained model yields instances and stuff.
   post = PanopticDeepLabPostProcessor(
