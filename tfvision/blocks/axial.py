@@ -11,15 +11,15 @@ norm: its last operation is already the batch norm of the retrieved terms.
 
 In training the whole block is recomputed in the backward pass by default
 (`recompute_grad`, `tfvision.layers.recompute`): deeplab2's `axial_use_recompute_grad`
-defaults to True, since an axial block's logits ([B, X, heads, L, L] per term and pass)
-dominate training memory.
+defaults to True: an axial block keeps several logits-sized tensors ([B, X, heads, L,
+L]) per pass for the backward pass otherwise.
 """
 import tensorflow as tf
 import tf_keras
 
+from tfvision.layers import recompute
 from tfvision.layers.activations import get_activation
 from tfvision.layers.axial_attention import DEFAULT_MAX_SPAN, AxialAttention2D
-from tfvision.layers import recompute
 from tfvision.layers.conv import ConvNormAct
 from tfvision.layers.regularization import DropPath
 from tfvision.layers.squeeze_excite import SimplifiedSqueezeExcite

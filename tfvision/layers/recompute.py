@@ -15,9 +15,10 @@ recomputation; two things it leaves to the caller are done here:
   block draw through it too; outside one they run unchanged).
 - **Moving statistics update once.** A batch norm run with `training=True` assigns its
   moving mean and variance in `add_update`; rerun in the backward pass it would assign
-  them a second time (deeplab2's batch norms do: its moving averages use the momentum
-  squared). While a block is recomputed, `add_update` of its layers does nothing; the
-  recomputation still normalises with the batch's statistics.
+  them a second time (deeplab2's `model/layers/recompute_grad.py` reruns its blocks,
+  batch norms included, with the training flag on). While a block is recomputed,
+  `add_update` of its layers does nothing; the recomputation still normalises with the
+  batch's statistics.
 
 Both are per thread, so replicas of `tf.distribute.MirroredStrategy` (one thread each)
 do not see each other's state. Recomputation only happens for `training=True` (a

@@ -40,12 +40,6 @@ for one point where the paper is explicit:
    block, at any input size and with the same weights; the paper's Cityscapes models
    use m = 65 (registry: `axial_deeplab_{s,l}_panoptic_span65`). deeplab2 has no local
    attention.
-8. Recompute-grad: deeplab2 recomputes every axial block in the backward pass
-   (`axial_use_recompute_grad: True`) and, in SWideRNet and Axial-SWideRNet, every
-   conv block too (`conv_use_recompute_grad: True`, inherited from SWideRNet's
-   config); `recompute_grad` = "axial" / "all" / "none" says which blocks recompute,
-   by default "axial" here and "all" in Axial-SWideRNet, as deeplab2
-   (`tfvision.layers.recompute`; training only, same gradients).
 6. Fully self-attentional ("Full Axial-Attention" of Table 1, `stem="axial"`): deeplab2's
    `use_axial_beyond_stride=1` replaces the conv stem by a first stage of three axial
    blocks (base width 32, the first strided). As in deeplab2, the first of them applies
@@ -56,6 +50,12 @@ for one point where the paper is explicit:
    instances keep it off (default 0). Axial-SWideRNet follows deeplab2's Cityscapes
    configs: keep probability 0.8 on the "linear" schedule from stride 4, and neither
    SE nor SAC ("the naive SWideRNet", deeplab2 g3doc/projects/axial_deeplab.md).
+8. Recompute-grad: deeplab2 recomputes every axial block in the backward pass
+   (`axial_use_recompute_grad: True`) and, in SWideRNet and Axial-SWideRNet, every
+   conv block too (`conv_use_recompute_grad: True`, inherited from SWideRNet's
+   config); `recompute_grad` = "axial" / "all" / "none" says which blocks recompute,
+   by default "axial" here and "all" in Axial-SWideRNet, as deeplab2
+   (`tfvision.layers.recompute`; training only, same gradients).
 
 Inputs are pixels in [0, 255], normalised inside the model to x / 127.5 - 1 as deeplab2.
 """
