@@ -136,6 +136,14 @@ def check_span(span, max_span):
   return int(span)
 
 
+def _inferring_output_shapes():
+  """Whether tf_keras is tracing a layer only for its output shapes (the functional API
+  calls layers on placeholders in a graph named "<layer>_scratch_graph"); the result is
+  thrown away, so any branch with the right shapes will do."""
+  graph = tf.compat.v1.get_default_graph()
+  return getattr(graph, "name", "").endswith("_scratch_graph")
+
+
 def _ceil_div(a, b):
   return -(-a // b)
 
@@ -749,6 +757,9 @@ class PositionSensitiveAxialAttention(tf_keras.layers.Layer):
       return self._attend(inputs, length, training, local=False)
     if isinstance(length, int):
       return self._attend(inputs, length, training, local=True)
+    if _inferring_output_shapes():
+      # Both branches give the same shapes; tracing one keeps model building fast.
+      return self._attend(inputs, length, training, local=False)
     # An unknown length: global while the span covers it, local beyond.
     return tf.cond(length > self.span,
                    lambda: self._attend(inputs, length, training, local=True),
