@@ -514,6 +514,7 @@ for _name, _builder in (("axial_deeplab_s_panoptic", AxialDeepLabS),
       defaults=dict(num_classes=19, name=f"{_name}_span{CITYSCAPES_SPAN}",
                     backbone_kwargs=dict(span=CITYSCAPES_SPAN)),
       family="deeplab", task="panoptic", default_size=1025,
+      # Tiny: span 5, so that the tiny 65 x 65 input (17 x 17 at stride 4) is local.
       tiny=dict(_TINY_AXIAL, backbone_kwargs=dict(_TINY_AXIAL["backbone_kwargs"], span=5)),
       tiny_size=65, paper="axial-deeplab Sec. 4 (Cityscapes, span 65); csrhddlam/"
                           "axial-deeplab #22, #28")
