@@ -152,9 +152,9 @@ def tflite_row(args):
   import numpy as np  # pylint: disable=import-outside-toplevel
   from tfvision import export  # pylint: disable=import-outside-toplevel
   from tfvision.export import profile  # pylint: disable=import-outside-toplevel
-  from tfvision.models import get_model_entry  # pylint: disable=import-outside-toplevel
+  from tfvision.models import get_preset  # pylint: disable=import-outside-toplevel
   name, _, size = args.worker[len("tflite:"):].partition("@")
-  entry = get_model_entry(name)
+  entry = get_preset(name)
   size = int(size) if size else entry.default_size
   model = entry.build()
   keep = args.keep_float_ops

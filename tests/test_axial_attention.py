@@ -1,4 +1,6 @@
 """Position-sensitive axial attention: the formula, position sensitivity, span, bad input."""
+import re
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -36,42 +38,55 @@ def _norm(x, bn, axes, batch_stats):
   return (x - mean) / np.sqrt(var + bn.epsilon) * gamma + beta
 
 
+def window_keys(length, span):
+  """[L, K] key positions each query attends to: every position (K = L), or the span-m
+  window clip(o - (m - 1) / 2, 0, L - m) .. + m - 1 (the layer's docstring)."""
+  if span is None or span >= length:
+    return np.tile(np.arange(length), (length, 1))
+  starts = np.clip(np.arange(length) - (span - 1) // 2, 0, length - span)
+  return starts[:, None] + np.arange(span)[None, :]
+
+
 def reference_attention(layer, x, batch_stats=False):
-  """Eq. 4 of the paper, written out with loops over positions (deeplab2's norms)."""
+  """Eq. 4 of the paper, written out with loops over positions (deeplab2's norms), over
+  each query's window when the layer has a span; strided outputs subsampled."""
   x = np.asarray(x, "float64")
   if layer.axis == "width":
     x = x.transpose(0, 2, 1, 3)
   batch, length, other, _ = x.shape
-  heads, span = layer.num_heads, layer.max_span
+  heads, max_span = layer.num_heads, layer.max_span
   dk, dv = layer.key_depth // heads, layer.value_depth // heads
   qkv = _norm(x @ layer.qkv_kernel.numpy(), layer.qkv_norm, (3,), batch_stats)
   q = qkv[..., :layer.key_depth].reshape(batch, length, other, heads, dk)
   k = qkv[..., layer.key_depth:2 * layer.key_depth].reshape(batch, length, other, heads, dk)
   v = qkv[..., 2 * layer.key_depth:].reshape(batch, length, other, heads, dv)
-  terms = np.zeros((3, batch, other, heads, length, length))
-  value_rpe = np.zeros((length, length, dv))
+  keys = window_keys(length, layer.span)
+  terms = np.zeros((3, batch, other, heads) + keys.shape)
+  value_rpe = np.zeros(keys.shape + (dv,))
   for o in range(length):
-    for p in range(length):
-      row = p - o + span - 1  # the relative distance p - o
-      terms[0, :, :, :, o, p] = np.sum(q[:, o] * k[:, p], -1)
+    for slot, p in enumerate(keys[o]):
+      row = p - o + max_span - 1  # the relative distance p - o
+      terms[0, :, :, :, o, slot] = np.sum(q[:, o] * k[:, p], -1)
       if layer.use_query_rpe:
-        terms[1, :, :, :, o, p] = q[:, o] @ layer.query_rpe.numpy()[row]
+        terms[1, :, :, :, o, slot] = q[:, o] @ layer.query_rpe.numpy()[row]
       if layer.use_key_rpe:
-        terms[2, :, :, :, o, p] = k[:, p] @ layer.key_rpe.numpy()[row]
+        terms[2, :, :, :, o, slot] = k[:, p] @ layer.key_rpe.numpy()[row]
       if layer.use_value_rpe:
-        value_rpe[o, p] = layer.value_rpe.numpy()[row]
+        value_rpe[o, slot] = layer.value_rpe.numpy()[row]
   used = [True, layer.use_query_rpe, layer.use_key_rpe]
   stacked = np.stack([terms[i] for i in range(3) if used[i]])
-  # Statistics per term and head: axes 0 and 3 of [terms, B, X, heads, L, L].
+  # Statistics per term and head: axes 0 and 3 of [terms, B, X, heads, L, K].
   logits = _norm(stacked, layer.similarity_norm, (0, 3), batch_stats).sum(0)
   weights = np.exp(logits - logits.max(-1, keepdims=True))
   weights /= weights.sum(-1, keepdims=True)
-  content = np.einsum("bxnop,bpxnd->boxnd", weights, v).reshape(batch, length, other, -1)
+  content = np.einsum("bxnok,bokxnd->boxnd", weights, v[:, keys]).reshape(
+      batch, length, other, -1)
   out = _norm(content, layer.content_output_norm, (3,), batch_stats)
   if layer.use_value_rpe:
-    retrieved = np.einsum("bxnop,opd->boxnd", weights, value_rpe)
+    retrieved = np.einsum("bxnok,okd->boxnd", weights, value_rpe)
     out = out + _norm(retrieved.reshape(batch, length, other, -1),
                       layer.value_rpe_output_norm, (3,), batch_stats)
+  out = out[:, ::layer.strides]
   return out.transpose(0, 2, 1, 3) if layer.axis == "width" else out
 
 
@@ -337,9 +352,13 @@ def test_config_round_trip_with_copied_weights(layer_fn):
   np.testing.assert_allclose(clone(x, training=False).numpy(), out.numpy(), atol=1e-6)
 
 
-def test_xla_matches_eager_in_inference_and_training():
+@pytest.mark.parametrize("layer_fn", [
+    lambda: AxialAttention2D(8, strides=2, num_heads=4),
+    lambda: _layer("width", span=5, strides=2),  # local over 12 (one pass: compile time)
+])
+def test_xla_matches_eager_in_inference_and_training(layer_fn):
   x = tf.random.stateless_normal([2, 10, 12, 8], seed=[1, 2])
-  layer = AxialAttention2D(8, strides=2, num_heads=4)
+  layer = layer_fn()
   eager = layer(x, training=False)
   compiled = tf.function(lambda t: layer(t, training=False), jit_compile=True)
   np.testing.assert_allclose(compiled(x).numpy(), eager.numpy(), atol=1e-5)
@@ -353,13 +372,14 @@ def test_xla_matches_eager_in_inference_and_training():
   assert all(np.all(np.isfinite(g.numpy())) for g in grads(x))
 
 
-def test_mixed_bfloat16_softmax_and_norms_in_float32():
+@pytest.mark.parametrize("span", [None, 5])  # global, local (axes 9 and 7)
+def test_mixed_bfloat16_softmax_and_norms_in_float32(span):
   x = tf.random.stateless_normal([2, 9, 7, 8], seed=[3, 4])
-  reference = AxialAttention2D(8, num_heads=4)
+  reference = AxialAttention2D(8, num_heads=4, span=span)
   want = reference(x, training=False)
   tf_keras.mixed_precision.set_global_policy("mixed_bfloat16")
   try:
-    layer = AxialAttention2D(8, num_heads=4)
+    layer = AxialAttention2D(8, num_heads=4, span=span)
     layer(x)
     layer.set_weights(reference.get_weights())
     assert all(v.dtype == tf.float32 for v in layer.variables)
@@ -394,3 +414,116 @@ def test_block_bad_filters():
     AxialBottleneckBlock([16, 12, 32], num_heads=8)
   with pytest.raises(ValueError, match="position_sensitive"):
     AxialBottleneckBlock([16, 8, 32], position_sensitive="yes")
+
+
+# ---- local span (issue 18) -------------------------------------------------------------
+@pytest.mark.parametrize("axis", ["height", "width"])
+@pytest.mark.parametrize("length, span, strides", [
+    (13, 5, 1),  # border and interior windows, several blocks
+    (12, 3, 3),  # a strided pass: only the kept queries
+    (9, 9, 1),  # span = axis: global
+    (7, 11, 1),  # span > axis: global
+    (19, 1, 2),  # each query attends to itself
+])
+def test_local_attention_equals_a_loop_over_each_window(axis, length, span, strides):
+  shape = (2, length, 3, 6) if axis == "height" else (2, 3, length, 6)
+  x = np.random.RandomState(length).normal(size=shape).astype("float32")
+  # max_span 11 < 13 and 19: a span attends over axes longer than the tables.
+  layer = _layer(axis, max_span=11, span=span, strides=strides)
+  layer(x)
+  _randomise_norms(layer)
+  want = reference_attention(layer, x)
+  np.testing.assert_allclose(layer(x, training=False).numpy(), want, atol=2e-5, rtol=1e-4)
+  # An unknown length takes the same windows (the plan is built in the graph).
+  dynamic = tf.function(lambda t: layer(t, training=False),
+                        input_signature=[tf.TensorSpec([None, None, None, 6])])
+  np.testing.assert_allclose(dynamic(x).numpy(), want, atol=2e-5, rtol=1e-4)
+  # Training: batch statistics of the similarity terms over the window entries only.
+  np.testing.assert_allclose(layer(x, training=True).numpy(),
+                             reference_attention(layer, x, batch_stats=True),
+                             atol=1e-4, rtol=1e-3)
+
+
+def test_local_attention_without_norms_or_relative_terms():
+  x = np.random.RandomState(11).normal(size=(1, 15, 2, 6)).astype("float32")
+  for kwargs in (dict(norm=None), dict(use_key_rpe=False, use_value_rpe=False)):
+    layer = _layer("height", span=7, **kwargs)
+    layer(x)
+    np.testing.assert_allclose(layer(x, training=False).numpy(),
+                               reference_attention(layer, x), atol=2e-5, rtol=1e-4)
+
+
+def test_global_attention_reproduces_the_outputs_before_local_spans():
+  """tests/data/axial_global_outputs.npz was written by the code before spans existed
+  (scripts/make_axial_global_fixture.py at 320acec): no span, and a span covering the
+  axis, give the same outputs, in inference and in training."""
+  import scripts.make_axial_global_fixture as fixture  # pylint: disable=import-outside-toplevel
+  data = np.load(fixture.PATH)
+  for name, args, shape in fixture.CASES:
+    for span in (None, 9):
+      layer = _layer(max_span=9, span=span, **args)
+      layer.build(shape)
+      layer.set_weights([data[f"{name}/weight{i}"] for i in range(len(layer.weights))])
+      x = data[f"{name}/input"]
+      # Float32 rounding only (the file was written on the oneDNN path).
+      np.testing.assert_allclose(layer(x, training=False).numpy(), data[f"{name}/inference"],
+                                 atol=1e-5, rtol=1e-5)
+      np.testing.assert_allclose(layer(x, training=True).numpy(), data[f"{name}/training"],
+                                 atol=1e-5, rtol=1e-5)
+
+
+def test_same_weights_at_any_size_and_local_reach():
+  layer = AxialAttention2D(8, num_heads=4, max_span=9, span=5)
+  small = np.random.RandomState(13).normal(size=(1, 5, 4, 8)).astype("float32")
+  # Axes up to the span: the global layer's function, with its variables.
+  plain = AxialAttention2D(8, num_heads=4, max_span=9)
+  plain(small)
+  layer(small)
+  layer.set_weights(plain.get_weights())
+  np.testing.assert_array_equal(layer(small).numpy(), plain(small).numpy())
+  # The same variables at 40 > max_span, which only a span can attend over.
+  assert layer(np.zeros((1, 3, 40, 8), "float32")).shape == (1, 3, 40, 16)
+  # One pass reaches 2 positions each side: a change at column 0 moves the queries
+  # whose window holds it (columns 0 .. 2) and nothing beyond.
+  width = _layer("width", max_span=9, span=5)
+  x = np.random.RandomState(12).normal(size=(1, 3, 40, 6)).astype("float32")
+  changed = x.copy()
+  changed[0, :, 0] += 1.0
+  delta = np.abs(width(changed).numpy() - width(x).numpy()).max(axis=(0, 1, 3))
+  assert delta[:3].min() > 1e-5 and delta[3:].max() == 0.0
+
+
+@pytest.mark.parametrize("span", [0, -3, 4, 2.0, "5", 11])
+def test_bad_span_names_the_argument(span):
+  with pytest.raises(ValueError, match=r"span=" + re.escape(repr(span))):
+    _layer(max_span=9, span=span)
+  with pytest.raises(ValueError, match="span"):
+    AxialBottleneckBlock([16, 8, 32], num_heads=4, max_span=9, span=span)
+
+
+def test_full_integer_int8_has_no_float_op_inside_the_attention():
+  """The similarity terms are summed with ADDs (int8 in LiteRT; its ADD_N is float
+  only), and the local path adds only pads, reshapes, slices and a gather of keys."""
+  from tfvision.export import export_tflite  # pylint: disable=import-outside-toplevel
+  inputs = tf_keras.Input((12, 12, 3))
+  x = tf_keras.layers.Conv2D(8, 3, padding="same")(inputs / 255.0)
+  x = AxialAttention2D(8, num_heads=2, span=5)(x)  # local: 12 > 5
+  x = AxialAttention2D(4, num_heads=2)(x)  # global
+  logits = tf_keras.layers.Dense(3)(tf_keras.layers.GlobalAveragePooling2D()(x))
+  model = tf_keras.Model(inputs, logits)
+  images = np.random.RandomState(14).uniform(0, 255, (16, 12, 12, 3)).astype("uint8")
+  result = export_tflite(model, quantization="int8", representative_data=images,
+                         representative_count=16)
+  report = result.ops_report
+  assert report.float_ops == [] and "ADD_N" not in report.ops, report.format()
+  assert report.op_types["SOFTMAX"] == ["INT8"] and report.op_types["ADD"] == ["INT8"]
+  from ai_edge_litert.interpreter import Interpreter  # pylint: disable=import-outside-toplevel
+  interpreter = Interpreter(model_content=result.flatbuffer)
+  run = interpreter.get_signature_runner()
+  got = np.concatenate([run(image=image[None].astype("float32"))["logits"]
+                        for image in images])
+  want = model(images.astype("float32")).numpy()
+  # Calibrated int8 tracks the float model (random weights: no accuracy to compare;
+  # the export parity benchmark measures top-1 agreement of trained models).
+  correlation = np.corrcoef(got.ravel(), want.ravel())[0, 1]
+  assert correlation > 0.99, (correlation, got, want)

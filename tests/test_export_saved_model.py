@@ -12,7 +12,7 @@ from PIL import Image
 from tests import export_models
 from tfvision import export
 from tfvision.export import serving, verify
-from tfvision.models.panoptic_inference import PanopticInference
+from tfvision.models.panoptic_inference import PanopticInference, multi_scale_predictions
 from tfvision.models import get_preset
 
 NAME = "swidernet_0.25_0.25_0.75"
@@ -310,3 +310,32 @@ def test_parity_report_thresholds():
   labels = np.array([[0, 1], [1, 255]])
   assert verify.mean_iou(np.array([[0, 1], [0, 0]]), labels, 2) == pytest.approx(
       100 * (1 / 2 + 1 / 2) / 2)
+
+
+def test_panoptic_export_with_test_time_augmentation(tmp_path):
+  """eval_scales / flip: the SavedModel averages the scaled and mirrored predictions as
+  PanopticInference does; the metadata records them and verify repeats them."""
+  model = export_models.tiny_panoptic()
+  path = str(tmp_path / "augmented")
+  export.export_saved_model(model, path, input_size=SIZE, dataset="shapes",
+                            signatures=["image_tensor"], eval_scales=(0.5, 1.0), flip=True)
+  metadata = export.read_metadata(path)
+  assert metadata["eval_scales"] == [0.5, 1.0] and metadata["flip"] is True
+  images = export.load_images("shapes", 2, (SIZE, SIZE))
+  report = export.verify_saved_model(path, model, images, signature="image_tensor")
+  assert report.failures(max_abs_error=1e-5, min_agreement=1.0) == [], report.format()
+  served = tf.saved_model.load(path).signatures["image_tensor"](inputs=tf.constant(images))
+  want = multi_scale_predictions(lambda x: model(x, training=False),
+                                 tf.constant(images, tf.float32), (0.5, 1.0), True)
+  # The SavedModel resizes each pass's prediction grid straight to the image (one
+  # resize); the Keras model upsamples to its input first (two): float32 rounding.
+  np.testing.assert_allclose(served["semantic_probs"].numpy(),
+                             tf.nn.softmax(want["semantic_logits"]).numpy(), atol=3e-5)
+  plain = model(images.astype("float32"), training=False)["offsets"].numpy()
+  assert np.abs(served["offsets"].numpy() - plain).max() > 1e-3  # it did augment
+
+
+def test_classification_export_refuses_test_time_augmentation(classifier, tmp_path):
+  with pytest.raises(ValueError, match="eval_scales"):
+    export.export_saved_model(classifier, str(tmp_path / "c"), input_size=SIZE,
+                              eval_scales=(0.5, 1.0))

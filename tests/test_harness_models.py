@@ -92,10 +92,13 @@ def test_every_preset_resolves_against_its_spec(name):
     # A dense preset: its backbone preset resolves too (at the output stride it gets).
     for args in (arguments, tiny):
       backbone = get_preset(args["backbone"])
-      backbone.model.resolve_arguments((), {**backbone.arguments(), "include_top": False,
+      backbone.model.resolve_arguments((), {**backbone.arguments(),
+                                            **(args.get("backbone_kwargs") or {}),
+                                            "include_top": False,
                                             "output_stride": args.get("output_stride", 16)})
-    arguments = {k: v for k, v in arguments.items() if k != "backbone"}
-    tiny = {k: v for k, v in tiny.items() if k != "backbone"}
+    own = lambda args: {k: v for k, v in args.items()
+                        if k not in ("backbone", "backbone_kwargs")}
+    arguments, tiny = own(arguments), own(tiny)
   preset.model.resolve_arguments((), arguments)
   preset.model.resolve_arguments((), tiny)
 

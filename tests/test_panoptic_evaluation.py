@@ -82,8 +82,9 @@ def test_evaluate_panoptic_runs_model_and_postprocessing_over_a_dataset():
 
 
 def test_command_line_evaluates_a_tiny_model_on_synthetic_images(capsys):
+  # With the papers' test-time augmentation (the plain path: the test above).
   result = main(["--tiny", "--dataset", "synthetic", "--synthetic", "2", "--size", "33",
-                 "--batch", "2"])
+                 "--batch", "2", "--eval-scales", "0.75,1", "--flip"])
   assert result["images"] == 2
   assert 0.0 <= result["pq"] <= 1.0 and 0.0 <= result["miou"] <= 1.0
   assert '"pq"' in capsys.readouterr().out

@@ -8,10 +8,16 @@ deeplab2's `AxialBlock` (`model/layers/axial_blocks.py`), like
 of the previous block, applies ReLU first, takes the shortcut from the activated input
 and returns the non-activated sum. The attention output gets a ReLU but no extra batch
 norm: its last operation is already the batch norm of the retrieved terms.
+
+In training the whole block is recomputed in the backward pass by default
+(`recompute_grad`, `tfvision.layers.recompute`): deeplab2's `axial_use_recompute_grad`
+defaults to True: an axial block keeps several logits-sized tensors ([B, X, heads, L,
+L]) per pass for the backward pass otherwise.
 """
 import tensorflow as tf
 import tf_keras
 
+from tfvision.layers import recompute
 from tfvision.layers.activations import get_activation
 from tfvision.layers.axial_attention import DEFAULT_MAX_SPAN, AxialAttention2D
 from tfvision.layers.conv import ConvNormAct
@@ -34,7 +40,10 @@ class AxialBottleneckBlock(tf_keras.layers.Layer):
     num_heads: attention heads (8 in the paper and deeplab2).
     key_expansion, value_expansion: key and value depth over f2 (deeplab2: 1 and 2 for
       Axial-ResNet, 2 and 4 for Axial-SWideRNet).
-    max_span: the longest axis the relative embeddings cover.
+    max_span: the relative embeddings cover distances up to max_span - 1: the longest
+      axis of global attention and the largest span.
+    span: None (global attention) or the odd local span of both attention passes
+      (`PositionSensitiveAxialAttention`).
     position_sensitive: the three relative-position terms of Eq. 4; False gives plain
       content axial attention.
     use_se: simplified SE on the branch output (deeplab2 applies it in axial blocks too).
@@ -42,13 +51,16 @@ class AxialBottleneckBlock(tf_keras.layers.Layer):
     activation: activation name.
     norm, norm_momentum, norm_epsilon: normalisation settings (also inside attention).
     weight_decay: L2 on conv kernels, the projection and the embeddings.
+    recompute_grad: in training, keep only the block's input for the backward pass and
+      recompute the block there (deeplab2's default for axial blocks: True).
   Input: non-activated [B, H, W, C]; output: non-activated [B, H/s, W/s, f3].
   """
 
   def __init__(self, filters, strides=1, num_heads=8, key_expansion=1.0,
                value_expansion=2.0, max_span=DEFAULT_MAX_SPAN, position_sensitive=True,
                use_se=False, drop_path_rate=0.0, activation="relu", norm="batch",
-               norm_momentum=0.99, norm_epsilon=1e-3, weight_decay=0.0, **kwargs):
+               norm_momentum=0.99, norm_epsilon=1e-3, weight_decay=0.0, span=None,
+               recompute_grad=True, **kwargs):
     super().__init__(**kwargs)
     filters = list(filters) if isinstance(filters, (list, tuple)) else filters
     if not isinstance(filters, list) or len(filters) != 3:
@@ -73,6 +85,8 @@ class AxialBottleneckBlock(tf_keras.layers.Layer):
     self.norm_momentum = norm_momentum
     self.norm_epsilon = norm_epsilon
     self.weight_decay = weight_decay
+    self.span = span
+    self.recompute_grad = recompute.check_flag(recompute_grad)
     self._act = get_activation(activation)
 
     common = dict(norm=norm, norm_momentum=norm_momentum, norm_epsilon=norm_epsilon,
@@ -83,7 +97,7 @@ class AxialBottleneckBlock(tf_keras.layers.Layer):
         self.filters[1], strides=strides, key_expansion=key_expansion,
         value_expansion=value_expansion, num_heads=num_heads, max_span=max_span,
         use_query_rpe=position_sensitive, use_key_rpe=position_sensitive,
-        use_value_rpe=position_sensitive, name="attention", **common)
+        use_value_rpe=position_sensitive, span=span, name="attention", **common)
     # Zero-initialised last BN: each block starts as the identity (Goyal et al.).
     self.conv3 = ConvNormAct(self.filters[2], 1, activation=None, gamma_initializer="zeros",
                              name="conv3", **common)
@@ -103,6 +117,10 @@ class AxialBottleneckBlock(tf_keras.layers.Layer):
   # makes building a model of many axial layers several times faster.
   @tf.autograph.experimental.do_not_convert
   def call(self, inputs, training=None):
+    return recompute.call(self, self._forward, inputs, training)
+
+  @tf.autograph.experimental.do_not_convert
+  def _forward(self, inputs, training):
     x = self._act(inputs) if self._act is not None else inputs
     if self.shortcut is not None:
       shortcut = self.shortcut(x, training=training)
@@ -129,5 +147,6 @@ class AxialBottleneckBlock(tf_keras.layers.Layer):
         max_span=self.max_span, position_sensitive=self.position_sensitive,
         use_se=self.use_se, drop_path_rate=self.drop_path_rate,
         activation=self.activation, norm=self.norm, norm_momentum=self.norm_momentum,
-        norm_epsilon=self.norm_epsilon, weight_decay=self.weight_decay)
+        norm_epsilon=self.norm_epsilon, weight_decay=self.weight_decay, span=self.span,
+        recompute_grad=self.recompute_grad)
     return config

@@ -19,6 +19,7 @@ difference from ResNet-50 (Table 1), so our shortcut has no activation.
 import tensorflow as tf
 import tf_keras
 
+from tfvision.layers import recompute
 from tfvision.layers.activations import get_activation
 from tfvision.layers.conv import ConvNormAct, make_norm
 from tfvision.layers.regularization import DropPath
@@ -36,7 +37,7 @@ class _BottleneckBlockBase(tf_keras.layers.Layer):
 
   def __init__(self, filters, strides=1, expansion=4, se_ratio=0.0, drop_path_rate=0.0,
                activation="relu", norm="batch", norm_momentum=0.9, norm_epsilon=1e-5,
-               weight_decay=0.0, **kwargs):
+               weight_decay=0.0, recompute_grad=False, **kwargs):
     super().__init__(**kwargs)
     self.filters = validation.check_positive("filters", filters, integer=True)
     self.strides = validation.check_positive("strides", strides, integer=True)
@@ -49,6 +50,7 @@ class _BottleneckBlockBase(tf_keras.layers.Layer):
     self.norm_momentum = norm_momentum
     self.norm_epsilon = norm_epsilon
     self.weight_decay = validation.check_non_negative("weight_decay", weight_decay)
+    self.recompute_grad = recompute.check_flag(recompute_grad)
     self._common = dict(norm=norm, norm_momentum=norm_momentum, norm_epsilon=norm_epsilon,
                         weight_decay=weight_decay)
     out_channels = expansion * filters
@@ -71,6 +73,10 @@ class _BottleneckBlockBase(tf_keras.layers.Layer):
   # and skipping it makes building deep models faster.
   @tf.autograph.experimental.do_not_convert
   def call(self, inputs, training=None):
+    return recompute.call(self, self._forward, inputs, training)
+
+  @tf.autograph.experimental.do_not_convert
+  def _forward(self, inputs, training):
     shortcut = (self.shortcut(inputs, training=training) if self.shortcut is not None
                 else inputs)
     x = self.conv1(inputs, training=training)
@@ -89,7 +95,8 @@ class _BottleneckBlockBase(tf_keras.layers.Layer):
         filters=self.filters, strides=self.strides, expansion=self.expansion,
         se_ratio=self.se_ratio, drop_path_rate=self.drop_path_rate,
         activation=self.activation, norm=self.norm, norm_momentum=self.norm_momentum,
-        norm_epsilon=self.norm_epsilon, weight_decay=self.weight_decay)
+        norm_epsilon=self.norm_epsilon, weight_decay=self.weight_decay,
+        recompute_grad=self.recompute_grad)
     return config
 
 
@@ -108,6 +115,8 @@ class ResNetBottleneckBlock(_BottleneckBlockBase):
     norm, norm_momentum, norm_epsilon: normalisation (the gist: BN decay 0.9,
       epsilon 1e-5).
     weight_decay: L2 weight decay on the kernels.
+    recompute_grad: in training, recompute the block in the backward pass instead of
+      keeping its activations (`tfvision.layers.recompute`).
   Input: [B, H, W, C]; output: [B, ceil(H / strides), ceil(W / strides),
   expansion * filters], activated.
   """

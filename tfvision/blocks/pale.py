@@ -15,6 +15,7 @@ the paper follows for the architecture, decided:
 import tensorflow as tf
 import tf_keras
 
+from tfvision.layers import recompute
 from tfvision.layers.activations import get_activation
 from tfvision.layers.pale_attention import (DIRECTIONS, ConditionalPositionEncoding,
                                             PaleShapedAttention, check_heads,
@@ -89,13 +90,15 @@ class PaleTransformerBlock(tf_keras.layers.Layer):
     activation: the MLP's activation (GELU, exact erf form, as CSWin / Swin).
     norm, norm_momentum, norm_epsilon: BatchNorm of the q/k/v projections (kind and
       PyTorch's defaults).
+    recompute_grad: in training, recompute the block in the backward pass instead of
+      keeping its activations (`tfvision.layers.recompute`).
   Input: [B, H, W, C]; output: same shape.
   """
 
   def __init__(self, channels, num_heads, pale_size=7, mode="parallel",
                sequential_direction="row", mlp_ratio=4.0, drop_path_rate=0.0,
                layer_norm_epsilon=LAYER_NORM_EPSILON, activation="gelu", norm="batch",
-               norm_momentum=0.9, norm_epsilon=1e-5, **kwargs):
+               norm_momentum=0.9, norm_epsilon=1e-5, recompute_grad=False, **kwargs):
     super().__init__(**kwargs)
     check_heads(channels, num_heads, mode)
     check_pale_size(pale_size)
@@ -113,6 +116,7 @@ class PaleTransformerBlock(tf_keras.layers.Layer):
     self.norm = norm
     self.norm_momentum = norm_momentum
     self.norm_epsilon = norm_epsilon
+    self.recompute_grad = recompute.check_flag(recompute_grad)
     hidden = int(channels * mlp_ratio)
     self.cpe = ConditionalPositionEncoding(name="cpe")
     self.norm1 = tf_keras.layers.LayerNormalization(epsilon=layer_norm_epsilon,
@@ -134,6 +138,9 @@ class PaleTransformerBlock(tf_keras.layers.Layer):
     super().build(input_shape)
 
   def call(self, inputs, training=None):
+    return recompute.call(self, self._forward, inputs, training)
+
+  def _forward(self, inputs, training):
     x = self.cpe(inputs)
     x = x + self.drop_path(self.attention(self.norm1(x), training=training),
                            training=training)
@@ -150,5 +157,5 @@ class PaleTransformerBlock(tf_keras.layers.Layer):
                   drop_path_rate=self.drop_path_rate,
                   layer_norm_epsilon=self.layer_norm_epsilon, activation=self.activation,
                   norm=self.norm, norm_momentum=self.norm_momentum,
-                  norm_epsilon=self.norm_epsilon)
+                  norm_epsilon=self.norm_epsilon, recompute_grad=self.recompute_grad)
     return config

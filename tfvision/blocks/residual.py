@@ -9,6 +9,7 @@ The stride is applied in the first spatial operation (the first 3x3 conv).
 import tensorflow as tf
 import tf_keras
 
+from tfvision.layers import recompute
 from tfvision.layers.activations import get_activation
 from tfvision.layers.conv import ConvNormAct
 from tfvision.layers.regularization import DropPath
@@ -38,13 +39,16 @@ class WideResidualBlock(tf_keras.layers.Layer):
     activation: activation name.
     norm, norm_momentum, norm_epsilon: normalisation settings.
     weight_decay: L2 on conv kernels.
+    recompute_grad: in training, recompute the block in the backward pass instead of
+      keeping its activations (`tfvision.layers.recompute`; deeplab2's
+      `conv_use_recompute_grad`).
   Input: non-activated [B, H, W, C]; output: non-activated [B, H/s, W/s, filters[-1]].
   """
 
   def __init__(self, filters, kind="basic", strides=1, dilation_rate=1,
                second_dilation_rate=None, use_se=False, switchable_atrous=False,
                drop_path_rate=0.0, activation="relu", norm="batch", norm_momentum=0.99,
-               norm_epsilon=1e-3, weight_decay=0.0, **kwargs):
+               norm_epsilon=1e-3, weight_decay=0.0, recompute_grad=False, **kwargs):
     super().__init__(**kwargs)
     self.kind = validation.check_in("kind", kind, _KINDS)
     filters = [int(f) for f in filters]
@@ -67,6 +71,7 @@ class WideResidualBlock(tf_keras.layers.Layer):
     self.norm_momentum = norm_momentum
     self.norm_epsilon = norm_epsilon
     self.weight_decay = weight_decay
+    self.recompute_grad = recompute.check_flag(recompute_grad)
     self._act = get_activation(activation)
 
     common = dict(norm=norm, norm_momentum=norm_momentum, norm_epsilon=norm_epsilon,
@@ -105,6 +110,10 @@ class WideResidualBlock(tf_keras.layers.Layer):
 
   @tf.autograph.experimental.do_not_convert
   def call(self, inputs, training=None):
+    return recompute.call(self, self._forward, inputs, training)
+
+  @tf.autograph.experimental.do_not_convert
+  def _forward(self, inputs, training):
     x = self._act(inputs) if self._act is not None else inputs
     if self.shortcut is not None:
       shortcut = self.shortcut(x, training=training)
@@ -128,5 +137,5 @@ class WideResidualBlock(tf_keras.layers.Layer):
         use_se=self.use_se, switchable_atrous=self.switchable_atrous,
         drop_path_rate=self.drop_path_rate, activation=self.activation, norm=self.norm,
         norm_momentum=self.norm_momentum, norm_epsilon=self.norm_epsilon,
-        weight_decay=self.weight_decay)
+        weight_decay=self.weight_decay, recompute_grad=self.recompute_grad)
     return config

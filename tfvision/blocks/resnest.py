@@ -27,6 +27,7 @@ which the released weights come from (timm's `ResNestBottleneck` is the same mod
 import tensorflow as tf
 import tf_keras
 
+from tfvision.layers import recompute
 from tfvision.layers.conv import ConvNormAct
 from tfvision.layers.regularization import DropBlock, DropPath
 from tfvision.layers.split_attention import AUTHORS_CONV_INITIALIZER, SplitAttention
@@ -86,6 +87,8 @@ class ResNeStBottleneck(tf_keras.layers.Layer):
     drop_path_rate: stochastic-depth drop probability of the branch.
     norm, norm_momentum, norm_epsilon: normalisation settings (PyTorch's by default).
     weight_decay: L2 weight decay on kernels.
+    recompute_grad: in training, recompute the block in the backward pass instead of
+      keeping its activations (`tfvision.layers.recompute`).
   Input: [B, H, W, C]; output: [B, ceil(H / strides), ceil(W / strides), 4 * filters].
   """
 
@@ -93,7 +96,7 @@ class ResNeStBottleneck(tf_keras.layers.Layer):
                base_width=64, avd=True, avd_first=False, avg_down=True,
                zero_init_last_bn=True, dropblock_rate=0.0, drop_path_rate=0.0,
                norm="batch", norm_momentum=0.9, norm_epsilon=1e-5, weight_decay=0.0,
-               **kwargs):
+               recompute_grad=False, **kwargs):
     super().__init__(**kwargs)
     self.filters = validation.check_positive("filters", filters, integer=True)
     self.strides = validation.check_positive("strides", strides, integer=True)
@@ -112,6 +115,7 @@ class ResNeStBottleneck(tf_keras.layers.Layer):
     self.norm_momentum = norm_momentum
     self.norm_epsilon = norm_epsilon
     self.weight_decay = weight_decay
+    self.recompute_grad = recompute.check_flag(recompute_grad)
     width = group_width(filters, base_width, cardinality)
     if width < 1 or width % (radix * cardinality):
       raise ValueError(
@@ -164,6 +168,10 @@ class ResNeStBottleneck(tf_keras.layers.Layer):
 
   @tf.autograph.experimental.do_not_convert
   def call(self, inputs, training=None):
+    return recompute.call(self, self._forward, inputs, training)
+
+  @tf.autograph.experimental.do_not_convert
+  def _forward(self, inputs, training):
     x = self.conv1(inputs, training=training)
     x = self._drop_block(0, x, training)
     if self.pool is not None and self.avd_first:
@@ -192,5 +200,5 @@ class ResNeStBottleneck(tf_keras.layers.Layer):
         zero_init_last_bn=self.zero_init_last_bn, dropblock_rate=self.dropblock_rate,
         drop_path_rate=self.drop_path_rate, norm=self.norm,
         norm_momentum=self.norm_momentum, norm_epsilon=self.norm_epsilon,
-        weight_decay=self.weight_decay)
+        weight_decay=self.weight_decay, recompute_grad=self.recompute_grad)
     return config

@@ -15,6 +15,10 @@ from both ground truth and prediction.
 
     python -m tfvision.evaluation.panoptic --model panoptic_deeplab_swidernet_0.25_0.5_1 \\
         --weights ckpt.keras --data val.npz --dataset cityscapes
+
+`--eval-scales 0.5,0.75,1,1.25,1.5,1.75 --flip` evaluates with the papers' multi-scale
+and flip test-time augmentation (`tfvision.models.panoptic_inference.
+multi_scale_predictions`, deeplab2's eval_scales / add_flipped_images).
 """
 import argparse
 import json
@@ -145,7 +149,7 @@ class PanopticEvaluator:
 
 
 def evaluate_panoptic(model, dataset, info, postprocessor=None, max_batches=None,
-                      jit_compile=False):
+                      jit_compile=False, eval_scales=(1.0,), flip=False):
   """Runs a panoptic model and its post-processing over a dataset and returns metrics.
 
   Args:
@@ -156,18 +160,23 @@ def evaluate_panoptic(model, dataset, info, postprocessor=None, max_batches=None
     postprocessor: a `PanopticDeepLabPostProcessor`; by default the dataset's settings.
     max_batches: stop after this many batches.
     jit_compile: XLA-compile the model + post-processing step.
+    eval_scales: test-time image scales whose predictions are averaged (1.0: none).
+    flip: also average the predictions of the horizontally mirrored images.
 
   Returns:
     `PanopticEvaluator.result()` plus "images".
   """
+  from tfvision.models.panoptic_inference import PanopticInference  # pylint: disable=import-outside-toplevel
   from tfvision.ops.panoptic_postprocess import PanopticDeepLabPostProcessor  # pylint: disable=import-outside-toplevel
   info = get_dataset_info(info)
   if postprocessor is None:
     postprocessor = PanopticDeepLabPostProcessor(**info.postprocess_kwargs())
 
+  inference = PanopticInference(model, postprocessor, eval_scales=eval_scales, flip=flip)
+
   @tf.function(jit_compile=jit_compile)
   def step(images):
-    return postprocessor(model(tf.cast(images, tf.float32), training=False))
+    return inference(images)
 
   evaluator = PanopticEvaluator(info)
   images_seen = 0
@@ -217,7 +226,16 @@ def main(argv=None):
   parser.add_argument("--size", type=int, default=65, help="synthetic image side")
   parser.add_argument("--batch", type=int, default=1)
   parser.add_argument("--jit-compile", action="store_true")
+  parser.add_argument("--eval-scales", default="1",
+                      help="comma-separated test-time scales, e.g. 0.5,0.75,1,1.25,1.5,1.75")
+  parser.add_argument("--flip", action="store_true",
+                      help="also average the predictions of the mirrored images")
   args = parser.parse_args(argv)
+  try:
+    eval_scales = tuple(float(v) for v in args.eval_scales.split(","))
+  except ValueError:
+    parser.error(f"--eval-scales takes comma-separated numbers, received "
+                 f"{args.eval_scales!r}")
   model = _load_model(args)
   num_classes = model.get_config()["num_classes"]
   info = (synthetic_dataset_info(num_classes) if args.dataset == "synthetic"
@@ -230,7 +248,8 @@ def main(argv=None):
   else:
     parser.error("give --data FILE.npz or --synthetic N")
   dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(args.batch)
-  results = evaluate_panoptic(model, dataset, info, jit_compile=args.jit_compile)
+  results = evaluate_panoptic(model, dataset, info, jit_compile=args.jit_compile,
+                              eval_scales=eval_scales, flip=args.flip)
   json.dump(results, sys.stdout, indent=1)
   sys.stdout.write("\n")
   return results

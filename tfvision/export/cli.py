@@ -149,8 +149,18 @@ def saved_model_main(argv=None):
   parser.add_argument("--batch-size", type=int, default=None,
                       help="fixed batch size of the signatures (default: any)")
   parser.add_argument("--top-k", type=int, default=5)
+  parser.add_argument("--eval-scales", default="1",
+                      help="test-time scales whose predictions are averaged (semantic / "
+                      "panoptic), e.g. 0.5,0.75,1,1.25,1.5,1.75")
+  parser.add_argument("--flip", action="store_true",
+                      help="also average the mirrored image's predictions")
   args = parser.parse_args(argv)
   signatures = [name.strip() for name in args.signatures.split(",") if name.strip()]
+  try:
+    eval_scales = [float(value) for value in args.eval_scales.split(",")]
+  except ValueError:
+    parser.error(f"--eval-scales takes comma-separated numbers, received "
+                 f"{args.eval_scales!r}")
   try:
     serving.check_signatures(signatures)  # before the (possibly slow) model build
     model = _model_from_args(args)
@@ -158,7 +168,7 @@ def saved_model_main(argv=None):
     serving.export_saved_model(
         model, args.output, input_size=args.input_size, signatures=signatures,
         task=args.task, postprocess_fn=postprocess, dataset=args.dataset, top_k=args.top_k,
-        batch_size=args.batch_size)
+        batch_size=args.batch_size, eval_scales=eval_scales, flip=args.flip)
     print(f"SavedModel written to {args.output} (signatures: {', '.join(signatures)}, "
           "serving_default = " + signatures[0] + ")")
     if not args.verify:

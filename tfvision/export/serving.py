@@ -29,6 +29,13 @@ is given; without one, the model runs at each batch's own size (then the images 
   its class-agnostic instance index (0 for stuff), `panoptic_map` is
   `semantic * label_divisor + instance-within-class`.
 
+Test-time augmentation (semantic and panoptic): with `eval_scales` other than (1.0,) or
+`flip=True`, the model runs at each scale (and mirrored) and the predictions are
+averaged before everything below, by `tfvision.models.panoptic_inference.
+multi_scale_predictions` (the same function `PanopticInference` and the evaluation
+use); `semantic_logits` then holds the log of the averaged probabilities. The export
+metadata records the scales, and `verify` repeats them on the Keras side.
+
 Dense outputs are restored to each image's original size, resized once: the model's
 predictions are taken before its own final upsampling (`contract.prediction_grid_view`)
 and resized bilinearly, corners aligned as the models upsample, straight to the image's
@@ -62,7 +69,9 @@ from official.vision.serving import export_base as vision_export_base
 from tfvision.data.panoptic import DATASETS, PanopticDatasetInfo
 from tfvision.export import contract
 from tfvision.export.data import shapes_panoptic_info
-from tfvision.models.panoptic_inference import PanopticInference
+from tfvision.models.panoptic_inference import (PanopticInference, check_eval_scales,
+                                                 check_flip, is_augmented,
+                                                 multi_scale_predictions)
 from tfvision.ops.panoptic_postprocess import PanopticDeepLabPostProcessor
 
 SIGNATURES = ("image_tensor", "image_bytes", "tf_example")
@@ -110,11 +119,15 @@ class ServingSpec:
     input_size: (height, width) the model runs at, or None for each batch's own size.
     num_classes: classes of the logits.
     top_k: k of `top_k_classes` (classification; clipped to num_classes).
+    eval_scales: test-time scales whose predictions are averaged (dense tasks).
+    flip: also average the mirrored image's predictions (dense tasks).
   """
   task: str
   input_size: Optional[Tuple[int, int]]
   num_classes: int
   top_k: int = 5
+  eval_scales: Tuple[float, ...] = (1.0,)
+  flip: bool = False
 
 
 class ServingComputation:
@@ -180,9 +193,14 @@ class ServingComputation:
   # ---- model and outputs --------------------------------------------------------------
   def run(self, images, sizes):
     """Model on float images [B, h, w, 3]; `sizes` [B, 2] are the original sizes."""
-    raw = contract.raw_outputs(self.model_fn(images), self.spec.task)
-    if self.spec.task == "classification":
-      return self._classification(raw[contract.LOGITS])
+    task = self.spec.task
+
+    def model_fn(x):
+      return contract.raw_outputs(self.model_fn(x), task)
+
+    if task == "classification":
+      return self._classification(model_fn(images)[contract.LOGITS])
+    raw = multi_scale_predictions(model_fn, images, self.spec.eval_scales, self.spec.flip)
     return self._dense(raw, tf.cast(sizes, tf.int32))
 
   def _classification(self, logits):
@@ -371,9 +389,12 @@ def postprocess_from_settings(settings):
   return PanopticDeepLabPostProcessor(**settings)
 
 
-def serving_spec(model, *, task=None, input_size=None, top_k=5, require_size=False):
+def serving_spec(model, *, task=None, input_size=None, top_k=5, require_size=False,
+                 eval_scales=(1.0,), flip=False):
   """Checks the arguments against the model and returns a ServingSpec."""
   contract.check_task(task)
+  eval_scales = check_eval_scales(eval_scales)
+  check_flip(flip)
   if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
     raise ValueError(f"top_k must be a positive integer, received top_k={top_k!r}")
   size, specs = contract.probe_model(model, input_size, require_size=require_size)
@@ -384,14 +405,19 @@ def serving_spec(model, *, task=None, input_size=None, top_k=5, require_size=Fal
   raw = contract.raw_outputs(tf.nest.map_structure(
       lambda s: tf.zeros([d or 1 for d in s.shape], s.dtype), specs), inferred)
   key = contract.LOGITS if inferred == "classification" else contract.SEMANTIC_LOGITS
+  if inferred == "classification" and is_augmented(eval_scales, flip):
+    raise ValueError(f"test-time augmentation is for dense (semantic, panoptic) models, "
+                     f"not a classification model; received eval_scales={eval_scales!r}, "
+                     f"flip={flip!r}")
   return ServingSpec(task=inferred, input_size=size, num_classes=int(raw[key].shape[-1]),
-                     top_k=top_k)
+                     top_k=top_k, eval_scales=eval_scales, flip=flip)
 
 
 def export_saved_model(model, export_dir: str, *, input_size=None,
                        signatures: Sequence[str] = SIGNATURES, task: Optional[str] = None,
                        postprocess_fn=None, dataset=None, top_k: int = 5,
-                       batch_size: Optional[int] = None) -> str:
+                       batch_size: Optional[int] = None, eval_scales=(1.0,),
+                       flip: bool = False) -> str:
   """Exports a Keras model as a SavedModel with serving signatures.
 
   Args:
@@ -407,6 +433,9 @@ def export_saved_model(model, export_dir: str, *, input_size=None,
       "coco", "shapes" or a PanopticDatasetInfo; None picks it by the class count.
     top_k: k of the classification `top_k_*` outputs.
     batch_size: fixed batch size of every signature, or None for any.
+    eval_scales: test-time scales whose predictions are averaged (semantic and panoptic
+      models; e.g. `panoptic_inference.PAPER_EVAL_SCALES`); (1.0,): no augmentation.
+    flip: also average the predictions of the mirrored image.
 
   Returns:
     `export_dir`.
@@ -417,7 +446,8 @@ def export_saved_model(model, export_dir: str, *, input_size=None,
   if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
     raise ValueError(f"batch_size must be None or a positive integer, received "
                      f"batch_size={batch_size!r}")
-  spec = serving_spec(model, task=task, input_size=input_size, top_k=top_k)
+  spec = serving_spec(model, task=task, input_size=input_size, top_k=top_k,
+                      eval_scales=eval_scales, flip=flip)
   postprocess, settings = resolve_postprocess(model, spec.task, postprocess_fn, dataset,
                                               spec.num_classes)
   module = ServingModule(model, spec, postprocess, batch_size=batch_size)
@@ -437,6 +467,8 @@ def write_metadata(export_dir, model, spec, signatures, postprocess_settings=Non
       "input_size": list(spec.input_size) if spec.input_size else None,
       "num_classes": spec.num_classes,
       "top_k": spec.top_k,
+      "eval_scales": list(spec.eval_scales),
+      "flip": spec.flip,
       "signatures": list(signatures),
       "model_name": model.name,
       "model_class": type(model).__name__,

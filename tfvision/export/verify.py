@@ -221,7 +221,9 @@ def verify_saved_model(saved_model_dir: str, model, images, *,
   function = loaded.signatures[signature]
   spec = serving.ServingSpec(
       task=metadata["task"], num_classes=metadata["num_classes"], top_k=metadata["top_k"],
-      input_size=tuple(metadata["input_size"]) if metadata["input_size"] else None)
+      input_size=tuple(metadata["input_size"]) if metadata["input_size"] else None,
+      eval_scales=tuple(metadata.get("eval_scales", (1.0,))),
+      flip=metadata.get("flip", False))
   postprocess = None
   if spec.task == "panoptic":
     postprocess = postprocess_fn

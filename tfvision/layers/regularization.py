@@ -14,6 +14,7 @@ import math
 import tensorflow as tf
 import tf_keras
 
+from tfvision.layers import recompute
 from tfvision.utils import validation
 
 _SCHEDULES = ("constant", "linear")
@@ -77,7 +78,8 @@ class DropPath(tf_keras.layers.Layer):
     keep = 1.0 - self.rate
     shape = tf.concat([tf.shape(inputs)[:1], tf.ones([tf.rank(inputs) - 1], tf.int32)], 0)
     # floor(keep + U[0, 1)) is 1 with probability `keep`.
-    mask = tf.floor(keep + tf.random.uniform(shape, dtype=tf.float32))
+    # Drawn through `recompute`: a recomputed block (recompute-grad) replays the mask.
+    mask = tf.floor(keep + recompute.random_uniform(shape))
     return inputs * tf.cast(mask / keep, inputs.dtype)
 
   def get_config(self):
@@ -127,7 +129,7 @@ class DropBlock(tf_keras.layers.Layer):
     row_ok = (rows >= block // 2) & (rows < height - (block - 1) // 2)
     col_ok = (cols >= block // 2) & (cols < width - (block - 1) // 2)
     valid = tf.cast(row_ok[:, None] & col_ok[None, :], tf.float32)[None, :, :, None]
-    noise = tf.random.uniform(shape, dtype=tf.float32)
+    noise = recompute.random_uniform(shape)  # replayed when recomputed
     seeds = tf.cast(noise < gamma, tf.float32) * valid
     # Each seed grows into a block x block square: a stride-1 max-pool.
     dropped = tf.nn.max_pool2d(seeds, ksize=block, strides=1, padding="SAME")

@@ -35,8 +35,11 @@ for one point where the paper is explicit:
    MaX-DeepLab placement.
 5. Relative embeddings hold 2 * 255 - 1 distances (deeplab2's MAX_SPAN), so any axis up
    to 255 long is attended globally (`max_span`); a longer one raises ValueError
-   (deeplab2 raises NotImplementedError past 129; the paper's local span-m window is
-   not implemented there either).
+   (deeplab2 raises NotImplementedError past 129). `span` = m gives the paper's local
+   attention (Eq. 4, span-m windows; `PositionSensitiveAxialAttention`) in every axial
+   block, at any input size and with the same weights; the paper's Cityscapes models
+   use m = 65 (presets `axial_deeplab_{s,l}_panoptic_span65`). deeplab2 has no local
+   attention.
 6. Fully self-attentional ("Full Axial-Attention" of Table 1, `stem="axial"`): deeplab2's
    `use_axial_beyond_stride=1` replaces the conv stem by a first stage of three axial
    blocks (base width 32, the first strided). As in deeplab2, the first of them applies
@@ -47,6 +50,12 @@ for one point where the paper is explicit:
    instances keep it off (default 0). Axial-SWideRNet follows deeplab2's Cityscapes
    configs: keep probability 0.8 on the "linear" schedule from stride 4, and neither
    SE nor SAC ("the naive SWideRNet", deeplab2 g3doc/projects/axial_deeplab.md).
+8. Recompute-grad: deeplab2 recomputes every axial block in the backward pass
+   (`axial_use_recompute_grad: True`) and, in SWideRNet and Axial-SWideRNet, every
+   conv block too (`conv_use_recompute_grad: True`, inherited from SWideRNet's
+   config); `recompute_grad` = "axial" / "all" / "none" says which blocks recompute,
+   by default "axial" for Axial-ResNet and "all" for Axial-SWideRNet, as deeplab2
+   (`tfvision.layers.recompute`; training only, the same gradients).
 
 Inputs are pixels in [0, 255], normalised inside the model to x / 127.5 - 1 as deeplab2.
 """
@@ -59,13 +68,13 @@ import tf_keras
 from tfvision.blocks.axial import AxialBottleneckBlock
 from tfvision.blocks.residual import WideResidualBlock
 from tfvision.layers.activations import get_activation
-from tfvision.layers.axial_attention import DEFAULT_MAX_SPAN
+from tfvision.layers.axial_attention import DEFAULT_MAX_SPAN, check_span
 from tfvision.layers.conv import ConvNormAct
 from tfvision.layers.preprocessing import DEEPLAB_MEAN_RGB, DEEPLAB_STD_RGB
 from tfvision.layers.regularization import drop_path_rate_for_stride
 from tfvision.models.base import VisionModel
 from tfvision.models.registry import Preset, preset_constructor, register_presets
-from tfvision.models.spec import Spec, arg
+from tfvision.models.spec import RecomputeSpec, arg
 from tfvision.models.swidernet import SWideRNet, SWideRNetSpec
 
 STEMS = ("conv7x7", "inception", "axial")
@@ -81,9 +90,12 @@ _AXIAL_STEM_BLOCKS = 3
 
 
 @dataclasses.dataclass
-class AxialAttentionSpec(Spec):
+class AxialAttentionSpec(RecomputeSpec):
   """The axial-attention arguments shared by Axial-ResNet and Axial-SWideRNet."""
   FAMILY: typing.ClassVar[str] = "axial_resnet"
+  AXIAL_BLOCKS: typing.ClassVar[bool] = True
+  # deeplab2's default (`axial_use_recompute_grad: True`).
+  recompute_grad: str = RecomputeSpec.field_with_default("recompute_grad", "axial")
   use_axial_beyond_stride: int = arg(
       2, "axial blocks where a block's input stride is >= this: 2 every stage "
       "(Axial-ResNet), 16 the last two, 0 nowhere, 1 with stem='axial'",
@@ -98,6 +110,14 @@ class AxialAttentionSpec(Spec):
                       positive=True)
   position_sensitive: bool = arg(True, "the relative-position terms of Eq. 4 (False: "
                                  "content attention only)")
+  span: Optional[int] = arg(None, "None: each axial layer attends over the whole axis (up "
+                            "to max_span); an odd m: each query over the m positions "
+                            "centred on it (Eq. 4), at any input size, the same weights",
+                            nullable=True)
+
+  def check(self):
+    super().check()
+    check_span(self.span, self.max_span)
 
 
 @dataclasses.dataclass
@@ -130,6 +150,7 @@ class AxialResNetSpec(AxialAttentionSpec):
                                      "drop path", choices=_DROP_PATH_STRIDES)
 
   def check(self):
+    super().check()
     if len(self.num_blocks) != 4:
       raise ValueError(f"num_blocks must be 4 positive integers (conv2_x .. conv5_x), "
                        f"received num_blocks={self.num_blocks!r}")
@@ -224,6 +245,7 @@ def _axial_block(block, arch, common, layer_settings, name):
       key_expansion=arch.key_expansion, value_expansion=arch.value_expansion,
       max_span=arch.max_span, position_sensitive=arch.position_sensitive,
       use_se=getattr(arch, "use_se", False), drop_path_rate=block["drop_path_rate"],
+      span=arch.span, recompute_grad=arch.recomputes(axial=True),
       activation=common.activation, name=name, **layer_settings)
 
 
@@ -261,7 +283,8 @@ class AxialResNet(VisionModel):
           layer = WideResidualBlock(
               block["filters"], kind="bottleneck", strides=block["strides"],
               dilation_rate=block["dilation_rate"], drop_path_rate=block["drop_path_rate"],
-              activation=common.activation, name=name, **layer_settings)
+              activation=common.activation, recompute_grad=arch.recomputes(), name=name,
+              **layer_settings)
         x = layer(x)
       if stage_number >= 2:
         # As SWideRNet: the activated stage output is the endpoint and the next stage's
@@ -298,7 +321,10 @@ AxialSWideRNetSpec = SWideRNetSpec.variant(
     use_se=False, sac_beyond_stride=0, drop_path_schedule="linear",
     # deeplab2 `AxialSWideRNet`: axial bottlenecks [4 f, f, 4 f], key 2 f, value 4 f.
     use_axial_beyond_stride=16, attention_bottleneck_expansion=4, key_expansion=2.0,
-    value_expansion=4.0)
+    value_expansion=4.0,
+    # deeplab2 recomputes its axial blocks and, through SWideRNet's
+    # conv_use_recompute_grad, the conv blocks too.
+    recompute_grad="all")
 AxialSWideRNetSpec.__doc__ = ("The architecture of Axial-SWideRNet-(w1, w2, l): "
                               "SWideRNet's arguments and the axial-attention ones.")
 

@@ -56,7 +56,7 @@ from tfvision.layers.regularization import linear_drop_path_rates
 from tfvision.layers.relative_attention import POSITION_ENCODINGS
 from tfvision.models.base import VisionModel
 from tfvision.models.registry import Preset, preset_constructor, register_presets
-from tfvision.models.spec import Spec, arg
+from tfvision.models.spec import RecomputeSpec, arg
 
 # Bottleneck blocks per stage (c2, c3, c4, c5); depth = 3 * sum + 2.
 # 50/101/152: He et al. 2016; 200: He et al. 2016b (Model Garden's model_id 200);
@@ -100,7 +100,7 @@ def stage_plan(depth, output_stride=32, drop_path_rate=0.0):
 
 
 @dataclasses.dataclass
-class ResNetSpec(Spec):
+class ResNetSpec(RecomputeSpec):
   """The architecture of a ResNet (v1.5), BoTNet's baseline."""
   FAMILY: typing.ClassVar[str] = "botnet"
   depth: int = arg(50, "one of BLOCK_LAYOUTS (50, 101, 152, 200; 59, 77, 110, 128)",
@@ -134,6 +134,7 @@ class BoTNetSpec(ResNetSpec):
                                      "authors' script)")
 
   def check(self):
+    super().check()
     attention_width = 8 * self.base_width
     if attention_width % self.num_heads:
       raise ValueError(f"num_heads must divide the c5 bottleneck width {attention_width} "
@@ -173,7 +174,8 @@ class _ResNetFamily(VisionModel):
     return ResNetBottleneckBlock(
         arch.base_width * block["filters_multiplier"], strides=block["strides"],
         se_ratio=arch.se_ratio, drop_path_rate=block["drop_path_rate"],
-        activation=common.activation, name=name, **layer_settings)
+        activation=common.activation, recompute_grad=arch.recomputes(), name=name,
+        **layer_settings)
 
 
 @tf_keras.utils.register_keras_serializable(package="tfvision")
@@ -222,7 +224,8 @@ class BoTNet(_ResNetFamily):
         max_size=self._attention_max_size(arch, common, block["input_stride"]),
         position_encoding=arch.position_encoding, content_logits=arch.content_logits,
         se_ratio=se_ratio, drop_path_rate=block["drop_path_rate"],
-        activation=common.activation, name=name, **layer_settings)
+        activation=common.activation, recompute_grad=arch.recomputes(), name=name,
+        **layer_settings)
 
 
 def BoTNetS1(depth=50, **kwargs):

@@ -54,7 +54,7 @@ from tfvision.layers.pale_attention import MODES, check_heads, check_pale_size
 from tfvision.layers.regularization import linear_drop_path_rates
 from tfvision.models.base import VisionModel
 from tfvision.models.registry import Preset, preset_constructor, register_presets
-from tfvision.models.spec import Spec, arg
+from tfvision.models.spec import RecomputeSpec, arg
 
 NUM_STAGES = 4
 # Sec. "Overall Architecture": 7x7 stride 4 before stage 1, 3x3 stride 2 before the
@@ -63,7 +63,7 @@ _MERGING = ((7, 4, 2), (3, 2, 1), (3, 2, 1), (3, 2, 1))
 
 
 @dataclasses.dataclass
-class PaleTransformerSpec(Spec):
+class PaleTransformerSpec(RecomputeSpec):
   """The architecture of a Pale Transformer (pale-transformer.md Table 1)."""
   FAMILY: typing.ClassVar[str] = "pale"
   embed_dim: int = arg(64, "C_1; stage i has C_1 * 2^(i-1) channels (Table 1)",
@@ -84,6 +84,7 @@ class PaleTransformerSpec(Spec):
                                   "1e-5)", positive=True)
 
   def check(self):
+    super().check()
     for name in ("depths", "num_heads"):
       if len(getattr(self, name)) != NUM_STAGES:
         raise ValueError(f"{name} must be {NUM_STAGES} positive integers (one per stage), "
@@ -137,7 +138,8 @@ class PaleTransformer(VisionModel):
             sequential_direction="row" if block_index % 2 == 0 else "column",
             mlp_ratio=arch.mlp_ratio, drop_path_rate=rates[start + block_index],
             layer_norm_epsilon=arch.layer_norm_epsilon, activation=common.activation,
-            **common.norm.layer_kwargs(), name=f"stage{index + 1}_block{block_index + 1}")(x)
+            recompute_grad=arch.recomputes(), **common.norm.layer_kwargs(),
+            name=f"stage{index + 1}_block{block_index + 1}")(x)
       start += arch.depths[index]
       if index == NUM_STAGES - 1:
         x = tf_keras.layers.LayerNormalization(epsilon=arch.layer_norm_epsilon,

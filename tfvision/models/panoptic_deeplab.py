@@ -45,6 +45,7 @@ from typing import List
 import tensorflow as tf
 import tf_keras
 
+from tfvision.layers import recompute
 from tfvision.layers.aspp import AtrousSpatialPyramidPooling
 from tfvision.layers.conv import ConvNormAct
 from tfvision.layers.resize import ResizeToMatch, resize_align_corners
@@ -101,6 +102,8 @@ class PanopticDeepLabDecoder(tf_keras.layers.Layer):
     fusion_separable: depthwise-separable fusion convs.
     fusion_kernel_size: fusion conv kernel (5 in deeplab2).
     norm, norm_momentum, norm_epsilon, activation, weight_decay: conv settings.
+    recompute_grad: in training, recompute the decoder in the backward pass instead of
+      keeping its activations (`tfvision.layers.recompute`).
   Input: [high [B, h, w, C5], low_1 [B, h1, w1, C], ...] (deepest first);
   output: [B, h_n, w_n, decoder_filters] at the last low-level feature's size.
   """
@@ -109,8 +112,9 @@ class PanopticDeepLabDecoder(tf_keras.layers.Layer):
                low_level_filters=(64, 32), aspp_projection_only=False, aspp_separable=False,
                aspp_dropout_rate=0.1, fusion_separable=True, fusion_kernel_size=5,
                norm="batch", norm_momentum=0.99, norm_epsilon=1e-3, activation="relu",
-               weight_decay=0.0, **kwargs):
+               weight_decay=0.0, recompute_grad=False, **kwargs):
     super().__init__(**kwargs)
+    self.recompute_grad = recompute.check_flag(recompute_grad)
     self.aspp_filters = validation.check_positive("aspp_filters", aspp_filters, integer=True)
     self.decoder_filters = validation.check_positive("decoder_filters", decoder_filters,
                                                      integer=True)
@@ -141,6 +145,10 @@ class PanopticDeepLabDecoder(tf_keras.layers.Layer):
 
   @tf.autograph.experimental.do_not_convert
   def call(self, inputs, training=None):
+    return recompute.call(self, self._forward, list(inputs), training)
+
+  @tf.autograph.experimental.do_not_convert
+  def _forward(self, inputs, training):
     high, lows = inputs[0], list(inputs[1:])
     if len(lows) != len(self.projections):
       raise ValueError(f"expected {len(self.projections)} low-level features, received "
@@ -166,7 +174,8 @@ class PanopticDeepLabDecoder(tf_keras.layers.Layer):
         aspp_dropout_rate=self.aspp_dropout_rate, fusion_separable=self.fusion_separable,
         fusion_kernel_size=self.fusion_kernel_size, norm=self.norm,
         norm_momentum=self.norm_momentum, norm_epsilon=self.norm_epsilon,
-        activation=self.activation, weight_decay=self.weight_decay)
+        activation=self.activation, weight_decay=self.weight_decay,
+        recompute_grad=self.recompute_grad)
     return config
 
 
@@ -183,13 +192,15 @@ class PanopticDeepLabHead(tf_keras.layers.Layer):
     kernel_size: first conv kernel (5 in deeplab2).
     separable: depthwise-separable first conv.
     norm, norm_momentum, norm_epsilon, activation, weight_decay: conv settings.
+    recompute_grad: recompute the head in the backward pass when training.
   Input: [B, h, w, C]; output: [B, h, w, output_filters] float32.
   """
 
   def __init__(self, head_filters, output_filters, kernel_size=5, separable=True,
                norm="batch", norm_momentum=0.99, norm_epsilon=1e-3, activation="relu",
-               weight_decay=0.0, **kwargs):
+               weight_decay=0.0, recompute_grad=False, **kwargs):
     super().__init__(**kwargs)
+    self.recompute_grad = recompute.check_flag(recompute_grad)
     self.head_filters = validation.check_positive("head_filters", head_filters, integer=True)
     self.output_filters = validation.check_positive("output_filters", output_filters,
                                                     integer=True)
@@ -211,6 +222,10 @@ class PanopticDeepLabHead(tf_keras.layers.Layer):
 
   @tf.autograph.experimental.do_not_convert
   def call(self, inputs, training=None):
+    return recompute.call(self, self._forward, inputs, training)
+
+  @tf.autograph.experimental.do_not_convert
+  def _forward(self, inputs, training):
     return self.final_conv(self.conv(inputs, training=training))
 
   def compute_output_shape(self, input_shape):
@@ -221,7 +236,8 @@ class PanopticDeepLabHead(tf_keras.layers.Layer):
     config.update(head_filters=self.head_filters, output_filters=self.output_filters,
                   kernel_size=self.kernel_size, separable=self.separable, norm=self.norm,
                   norm_momentum=self.norm_momentum, norm_epsilon=self.norm_epsilon,
-                  activation=self.activation, weight_decay=self.weight_decay)
+                  activation=self.activation, weight_decay=self.weight_decay,
+                  recompute_grad=self.recompute_grad)
     return config
 
 
@@ -249,6 +265,11 @@ class PanopticDeepLabSpec(AsppSpec):
   offset_head_filters: int = arg(32, "offset head conv channels", positive=True)
   fusion_kernel_size: int = arg(5, "fusion conv kernel (deeplab2: 5)", positive=True)
   head_kernel_size: int = arg(5, "head conv kernel (deeplab2: 5)", positive=True)
+  decoder_recompute_grad: bool = arg(
+      False, "recompute both decoders and the three heads in the backward pass when "
+      "training (tfvision.layers.recompute; the backbone has its own recompute_grad). "
+      "deeplab2 recomputes backbone blocks only; at 1025 x 2049 the stride-4 decoder "
+      "activations are most of what a training step keeps")
 
   def check(self):
     super().check()
@@ -278,7 +299,8 @@ class PanopticDeepLab(DensePredictionModel):
     aspp_separable = arch.separable_conv == "all"
     fusion_separable = arch.separable_conv in ("all", "decoder")
     settings = dict(common.norm.layer_kwargs(), activation=common.activation,
-                    weight_decay=common.weight_decay)
+                    weight_decay=common.weight_decay,
+                    recompute_grad=arch.decoder_recompute_grad)
     decoder_inputs = [features[arch.high_level_feature]] + [
         features[key] for key in arch.low_level_features]
     decoder_args = dict(atrous_rates=arch.rates(common.output_stride),
@@ -402,6 +424,7 @@ def panoptic_variant_name(w1, w2, l):
   return "panoptic_deeplab_" + variant_name(w1, w2, l)
 
 
+CITYSCAPES_SPAN = 65
 _AXIAL_DEEPLAB_SOURCE = ("axial-deeplab Sec. 4.2, Table 6 (Cityscapes); deeplab2 "
                          "Axial-DeepLab configs")
 PRESETS = register_presets(
@@ -423,6 +446,21 @@ PRESETS = register_presets(
              default_size=1025,
              tiny=dict(_TINY_HEADS, backbone=f"axial_deeplab_{size}.tiny"),
              source=_AXIAL_DEEPLAB_SOURCE)
+      for size in ("s", "l")),
+    # The paper's Cityscapes setting: every axial layer attends over a local span of 65
+    # (Eq. 4; the authors in csrhddlam/axial-deeplab #22 and #28: span 65 for the main
+    # panoptic results, which also allows multi-scale inference). The tables keep
+    # max_span 255, so deeplab2's global checkpoints load unchanged. The test size uses
+    # span 5, so that its 65 x 65 input (17 x 17 at stride 4) is attended locally.
+    *(Preset(f"axial_deeplab_{size}_panoptic_span{CITYSCAPES_SPAN}", PanopticDeepLab,
+             fixed=dict(backbone=f"axial_deeplab_{size}", aspp_projection_only=True,
+                        backbone_kwargs=dict(span=CITYSCAPES_SPAN)),
+             defaults=dict(num_classes=19, output_stride=16), task="panoptic",
+             default_size=1025,
+             tiny=dict(_TINY_HEADS, backbone=f"axial_deeplab_{size}.tiny",
+                       backbone_kwargs=dict(span=5)),
+             source="axial-deeplab Sec. 4 (Cityscapes, span 65); csrhddlam/axial-deeplab "
+                    "#22, #28")
       for size in ("s", "l")))
 
 AxialDeepLabS = preset_constructor(

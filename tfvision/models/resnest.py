@@ -54,7 +54,7 @@ from tfvision.layers.regularization import linear_drop_path_rates
 from tfvision.layers.split_attention import AUTHORS_CONV_INITIALIZER, attention_channels
 from tfvision.models.base import VisionModel
 from tfvision.models.registry import Preset, preset_constructor, register_presets
-from tfvision.models.spec import Spec, arg
+from tfvision.models.spec import RecomputeSpec, arg
 
 BLOCKS_PER_STAGE = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 200: (3, 24, 36, 3),
                     269: (3, 30, 48, 8)}
@@ -73,7 +73,7 @@ def default_dropout_rate(depth):
 
 
 @dataclasses.dataclass
-class ResNeStSpec(Spec):
+class ResNeStSpec(RecomputeSpec):
   """The architecture of a ResNeSt (resnest.md; the authors' `resnet.py`)."""
   FAMILY: typing.ClassVar[str] = "resnest"
   depth: int = arg(50, "50, 101, 200 or 269", choices=tuple(BLOCKS_PER_STAGE))
@@ -204,7 +204,7 @@ class ResNeSt(VisionModel):
       for block_index, block in enumerate(stage):
         x = ResNeStBottleneck(
             radix=arch.radix, cardinality=arch.cardinality, base_width=arch.base_width,
-            zero_init_last_bn=arch.zero_init_last_bn,
+            zero_init_last_bn=arch.zero_init_last_bn, recompute_grad=arch.recomputes(),
             name=f"stage{stage_index + 1}_block{block_index + 1}", **block,
             **layer_settings)(x)
       endpoints[str(stage_index + 2)] = x

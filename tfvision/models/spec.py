@@ -33,6 +33,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 from official.modeling import hyperparams
 
 NORM_KINDS = ("batch", "sync_batch")
+RECOMPUTE_GRAD = ("none", "axial", "all")
 INPUT_NORMALIZATIONS = ("pixels", "model_garden")
 # Arguments renamed by the specs redesign: the error for the old name says the new one.
 RENAMED = {
@@ -223,6 +224,15 @@ class Spec(hyperparams.Config):
     """Checks that involve several fields (subclasses); raise ValueError."""
 
   @classmethod
+  def field_with_default(cls, name, default):
+    """The declaration of field `name` (type, meaning, checks) with another default."""
+    declared = {field.name: field for field in dataclasses.fields(cls)}
+    if name not in declared:
+      raise cls.unknown_key_error(name, default, where=f"the {cls.__name__} fields")
+    metadata = dict(declared[name].metadata)
+    return arg(default, metadata.pop("meaning"), **metadata)
+
+  @classmethod
   def variant(cls, name, *, bases=(), family=None, **defaults):
     """A spec class deriving from `cls` (and `bases`) with other defaults for some fields.
 
@@ -248,6 +258,27 @@ class Spec(hyperparams.Config):
   def values(self) -> Dict[str, Any]:
     """The fields as plain Python values (nested specs as dicts)."""
     return {name: plain(value) for name, value in self.as_dict().items()}
+
+
+@dataclasses.dataclass
+class RecomputeSpec(Spec):
+  """The training-memory option of every family with residual blocks."""
+  AXIAL_BLOCKS: typing.ClassVar[bool] = False
+  recompute_grad: str = arg(
+      "none", "which residual blocks recompute their activations in the backward pass "
+      "when training (less memory for about one more forward pass, the same gradients; "
+      "tfvision.layers.recompute): 'none', 'all', or 'axial' (the axial blocks of the "
+      "axial families)", choices=RECOMPUTE_GRAD)
+
+  def check(self):
+    super().check()
+    if self.recompute_grad == "axial" and not self.AXIAL_BLOCKS:
+      raise ValueError(f"the {self.FAMILY} family has no axial blocks: recompute_grad must "
+                       f"be 'none' or 'all', received recompute_grad='axial'")
+
+  def recomputes(self, axial=False):
+    """Whether a block (an axial one when `axial`) recomputes in training."""
+    return self.recompute_grad == "all" or (axial and self.recompute_grad == "axial")
 
 
 @dataclasses.dataclass

@@ -54,7 +54,7 @@ from tfvision.layers.preprocessing import DEEPLAB_MEAN_RGB, DEEPLAB_STD_RGB
 from tfvision.layers.regularization import drop_path_rate_for_stride
 from tfvision.models.base import VisionModel
 from tfvision.models.registry import Preset, preset_constructor, register_presets
-from tfvision.models.spec import Spec, arg
+from tfvision.models.spec import RecomputeSpec, arg
 
 OUTPUT_STRIDES = (8, 16, 32)
 STAGE_STRIDES = (2, 4, 8, 16, 32)
@@ -73,7 +73,7 @@ def num_blocks_per_stage(l):
 
 
 @dataclasses.dataclass
-class SWideRNetSpec(Spec):
+class SWideRNetSpec(RecomputeSpec):
   """The architecture of SWideRNet-(w1, w2, l) (swidernet.md Table 1; deeplab2)."""
   FAMILY: typing.ClassVar[str] = "swidernet"
   w1: float = arg(1.0, "width multiplier of the stem and stage 1 (conv1, conv2)",
@@ -102,6 +102,7 @@ class SWideRNetSpec(Spec):
                                      "drop path (deeplab2)", positive=True)
 
   def check(self):
+    super().check()
     if int(3 * self.l) < 1:
       raise ValueError(f"l must be >= 1/3 so that every stage has a block, received "
                        f"l={self.l!r}")
@@ -206,14 +207,13 @@ class SWideRNet(VisionModel):
 
   def make_block(self, block, arch, common, layer_settings, name):
     """Builds one residual block from its plan entry (subclasses add block kinds)."""
-    del arch
     return WideResidualBlock(
         block["filters"], kind=block["kind"], strides=block["strides"],
         dilation_rate=block["dilation_rate"],
         second_dilation_rate=block["second_dilation_rate"], use_se=block["use_se"],
         switchable_atrous=block["switchable_atrous"],
-        drop_path_rate=block["drop_path_rate"], activation=common.activation, name=name,
-        **layer_settings)
+        drop_path_rate=block["drop_path_rate"], activation=common.activation,
+        recompute_grad=arch.recomputes(), name=name, **layer_settings)
 
 
 # Fast regime (swidernet.md Table 5) and strong regime (Table 4; 4.5 from Tables 8-10).
