@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
+from tests import harness
 from tfvision.blocks import (AxialBottleneckBlock, BottleneckTransformerBlock,
                              PaleTransformerBlock, ResNeStBottleneck, ResNetBottleneckBlock,
                              WideResidualBlock)
@@ -133,9 +134,9 @@ def test_recompute_under_xla(counted_draws):
 
 @pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
 def test_recompute_under_mirrored_strategy(policy, counted_draws):
-  devices = tf.config.list_logical_devices("CPU")
-  assert len(devices) >= 2, "conftest.py must create two logical CPU devices"
-  strategy = tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
+  # The process's one two-CPU strategy: a second strategy over the same devices would
+  # reuse its collective keys and collide with the harness's distributed tests.
+  strategy = harness.two_cpu_strategy()
   tf_keras.mixed_precision.set_global_policy(policy)
   x = tf.random.stateless_normal([4, 6, 6, 8], seed=[1, 2])
   results = {}
