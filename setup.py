@@ -23,7 +23,9 @@ INSTALL_REQUIRES = [
 
 EXTRAS_REQUIRE = {
     "test": ["pytest>=8", "pytest-xdist>=3"],
-    "bench": ["keras-cv-attention-models"],
+    # kecam: the ResNeSt / BoTNet peers; grpcio-tools compiles deeplab2's protos for the
+    # deeplab2 rows of benchmarks/peers.py.
+    "bench": ["keras-cv-attention-models", "grpcio-tools"],
 }
 
 setup(
