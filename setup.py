@@ -45,6 +45,7 @@ setup(
             "tfvision-train=tfvision.train:main",
             "tfvision-export-saved-model=tfvision.export.cli:saved_model_main",
             "tfvision-export-tflite=tfvision.export.cli:tflite_main",
+            "tfvision-convert=tfvision.weights.cli:main",
         ],
     },
     license="Apache-2.0",

@@ -15,13 +15,52 @@ its presets in one tuple and registers it; the registry is the union of those tu
 import dataclasses
 import difflib
 import re
-from typing import Any, Callable, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 from tfvision.models.spec import plain
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_.]*$")
+_ALIAS_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 TINY_SUFFIX = ".tiny"
 TASKS = ("classification", "semantic", "panoptic")
+
+
+@dataclasses.dataclass(frozen=True)
+class Release:
+  """A released checkpoint of a preset, as its authors published it.
+
+  Attributes:
+    url: where the authors' file is (a `.tar.gz` of a deeplab2 checkpoint, a
+      `.safetensors` / `.pth` of the ResNeSt weights).
+    converter: the `tfvision.weights` source that reads it ("deeplab2", "timm_resnest").
+    dataset: what it was trained on ("imagenet2012", "cityscapes").
+    labels: the label set of its head ("imagenet1k", "cityscapes19"; "" for a backbone).
+    input_size: (height, width) the authors evaluate at.
+    crop: how evaluation inputs are made ("resize 256, center crop 224", "full image").
+    metrics: the accuracy the authors report for it ({"top1": 81.1}, {"pq": 66.4}).
+    reference: where those numbers and the file come from (model zoo page, paper table).
+    sha256: the file's digest when known (checked after download).
+    filename: the name to cache it under (default: the URL's last part).
+    arguments: constructor arguments the checkpoint needs beyond the preset's own
+      (deeplab2's graph: no SE, no stem max-pool, ...).
+    notes: what differs from the preset's defaults and why.
+  """
+  url: str
+  converter: str
+  dataset: str
+  labels: str = ""
+  input_size: Tuple[int, int] = (224, 224)
+  crop: str = ""
+  metrics: Mapping[str, float] = dataclasses.field(default_factory=dict)
+  reference: str = ""
+  sha256: Optional[str] = None
+  filename: Optional[str] = None
+  arguments: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+  notes: str = ""
+
+  def __post_init__(self):
+    if not isinstance(self.url, str) or "://" not in self.url:
+      raise ValueError(f"url must be a URL, received url={self.url!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,8 +78,7 @@ class Preset:
       (same layout, a few channels: the test harness and smoke runs build it).
     tiny_size: input side of the tiny model (None: the model class's `TINY_SIZE`).
     source: where the configuration comes from (paper table, reference code).
-    weights: released checkpoints by alias ("imagenet", "cityscapes", ...): source URL,
-      converter, dataset, input size, labels (filled by the pretrained-weights work).
+    weights: released checkpoints by alias ("imagenet", "cityscapes"): `Release`s.
   """
   name: str
   model: Any
@@ -59,6 +97,10 @@ class Preset:
                        f"name={self.name!r}")
     if self.task not in TASKS:
       raise ValueError(f"task must be one of {list(TASKS)}, received task={self.task!r}")
+    for alias, release in self.weights.items():
+      if not _ALIAS_RE.match(alias) or not isinstance(release, Release):
+        raise ValueError(f"weights maps lowercase aliases to Release, received "
+                         f"weights[{alias!r}]={release!r}")
 
   @property
   def family(self) -> str:
@@ -106,8 +148,16 @@ class Preset:
             f"{key}={value!r}; build {self.model.__name__}({key}={value!r}, ...) or use a "
             f"preset with that {key} (list_models(family={self.family!r}))")
 
-  def build(self, **kwargs):
-    """The model with this preset's arguments overridden by `kwargs`."""
+  def build(self, weights=None, **kwargs):
+    """The model with this preset's arguments overridden by `kwargs`.
+
+    weights: None (random initialisation), an alias of `self.weights` ("imagenet",
+      "cityscapes": downloaded and converted once, then cached), or a path to
+      converted tfvision weights or to the authors' file (see `tfvision.weights`).
+    """
+    if weights is not None:
+      from tfvision.weights.api import pretrained  # pylint: disable=import-outside-toplevel
+      return pretrained(self.name, weights, **kwargs)
     self.check_overrides(kwargs)
     return self.model(**{**self.arguments(), **kwargs})
 
@@ -145,9 +195,13 @@ def get_preset(name: str) -> Preset:
   return _PRESETS[name]
 
 
-def create_model(name: str, **kwargs):
-  """Builds the preset `name`; keyword arguments override its defaults (not its name's)."""
-  return get_preset(name).build(**kwargs)
+def create_model(name: str, weights=None, **kwargs):
+  """Builds the preset `name`; keyword arguments override its defaults (not its name's).
+
+  weights: None, a release alias of the preset ("imagenet", "cityscapes"), or a path
+    to converted tfvision weights or an authors' file (`Preset.build`).
+  """
+  return get_preset(name).build(weights=weights, **kwargs)
 
 
 def list_models(family: Optional[str] = None, task: Optional[str] = None):
