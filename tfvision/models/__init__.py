@@ -18,8 +18,8 @@ from tfvision.models.heads import ClassificationHead
 from tfvision.models.pale import (PaleTransformer, PaleTransformerBase, PaleTransformerSmall,
                                   PaleTransformerSpec, PaleTransformerTiny)
 from tfvision.models.registry import Preset, create_model, get_preset, list_models
-from tfvision.models.resnest import (ResNeSt, ResNeSt50, ResNeSt101, ResNeSt200, ResNeSt269,
-                                     ResNeStSpec)
+from tfvision.models.resnest import (ResNeSt, ResNeSt14, ResNeSt26, ResNeSt50, ResNeSt101,
+                                     ResNeSt200, ResNeSt269, ResNeStSpec)
 from tfvision.models.spec import ModelSpec, NormSpec
 from tfvision.models.swidernet import SWideRNet, SWideRNetSpec, WideResNet41
 from tfvision.models.panoptic_deeplab import (AxialDeepLabL, AxialDeepLabS, PanopticDeepLab,
@@ -37,8 +37,8 @@ __all__ = [
     "DeepLabV3PlusSpec", "DeepLabV3Spec", "FullAxialResNetS", "ModelSpec", "NormSpec",
     "PaleTransformer", "PaleTransformerBase", "PaleTransformerSmall", "PaleTransformerSpec",
     "PaleTransformerTiny", "PanopticDeepLab", "PanopticDeepLabSWideRNet",
-    "PanopticDeepLabSpec", "Preset", "ResNeSt", "ResNeSt101", "ResNeSt200", "ResNeSt269",
-    "ResNeSt50", "ResNeStSpec", "ResNet", "ResNet101", "ResNet152", "ResNet200", "ResNet50",
-    "ResNetSpec", "SWideRNet", "SWideRNetSpec", "VisionModel", "WideResNet41",
-    "create_model", "get_preset", "list_models", "panoptic_variant_name",
+    "PanopticDeepLabSpec", "Preset", "ResNeSt", "ResNeSt101", "ResNeSt14", "ResNeSt200",
+    "ResNeSt26", "ResNeSt269", "ResNeSt50", "ResNeStSpec", "ResNet", "ResNet101", "ResNet152",
+    "ResNet200", "ResNet50", "ResNetSpec", "SWideRNet", "SWideRNetSpec", "VisionModel",
+    "WideResNet41", "create_model", "get_preset", "list_models", "panoptic_variant_name",
 ]

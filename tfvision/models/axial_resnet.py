@@ -56,6 +56,18 @@ for one point where the paper is explicit:
    config); `recompute_grad` = "axial" / "all" / "none" says which blocks recompute,
    by default "axial" for Axial-ResNet and "all" for Axial-SWideRNet, as deeplab2
    (`tfvision.layers.recompute`; training only, the same gradients).
+9. Stacked decoder (MaX-DeepLab, Wang et al. CVPR 2021; MaX-DeepLab-L's backbone):
+   `backbone_decoder_num_stacks` hourglass passes after the last stage, as deeplab2's
+   `AxialResNet` builds them in classification mode (`__init__`'s `_decoder_stage{N}`
+   loop, `call_stacked_decoder`, `layers/resized_fuse.ResizedFuse`): from output_stride
+   down to `high_resolution_output_stride` and back, each stage fusing the running
+   feature with the last two at its stride (non-activated sums; projections ReLU, 1x1
+   conv, BN, strided when 2x finer, else bilinear with aligned corners), then blocks
+   shaped as a ResNet stage at that stride (at output_stride, the stride-32 stage).
+   deeplab2 keeps res2..res5 the encoder's and returns the decoder's activated output
+   as `backbone_output`: endpoints "2".."5" stay the encoder's, "backbone_output" is
+   added, and the classifier reads it. Its stages depend on output_stride (4 at 16,
+   6 at 32), so checkpoints fit the stride they were trained at.
 
 Inputs are pixels in [0, 255], normalised inside the model to x / 127.5 - 1 as deeplab2.
 """
@@ -72,8 +84,11 @@ from tfvision.layers.axial_attention import DEFAULT_MAX_SPAN, check_span
 from tfvision.layers.conv import ConvNormAct
 from tfvision.layers.preprocessing import DEEPLAB_MEAN_RGB, DEEPLAB_STD_RGB
 from tfvision.layers.regularization import drop_path_rate_for_stride
+from tfvision.layers.resize import ResizeToMatch
 from tfvision.models.base import VisionModel
+from tfvision.models.heads import ClassificationHead
 from tfvision.models.registry import Preset, preset_constructor, register_presets
+from tfvision.models.releases import deeplab2_imagenet
 from tfvision.models.spec import RecomputeSpec, arg
 from tfvision.models.swidernet import SWideRNet, SWideRNetSpec
 
@@ -87,6 +102,9 @@ _STAGE_INPUT_STRIDES = (1, 2, 4, 8, 16)
 RESNET50_BLOCKS = (3, 4, 6, 3)
 # Stage 1 of the fully axial model (deeplab2 prepends 3 blocks to num_blocks).
 _AXIAL_STEM_BLOCKS = 3
+DECODER_HIGH_RESOLUTION_STRIDES = (2, 4, 8)
+# The endpoint holding the stacked decoder's activated output (deeplab2's name).
+DECODER_ENDPOINT = "backbone_output"
 
 
 @dataclasses.dataclass
@@ -114,10 +132,26 @@ class AxialAttentionSpec(RecomputeSpec):
                             "to max_span); an odd m: each query over the m positions "
                             "centred on it (Eq. 4), at any input size, the same weights",
                             nullable=True)
+  backbone_decoder_num_stacks: int = arg(
+      0, "MaX-DeepLab's stacked decoder inside the backbone: hourglass passes from "
+      "output_stride down to high_resolution_output_stride and back (0: none; MaX-L 1)",
+      minimum=0)
+  backbone_decoder_blocks_per_stage: int = arg(
+      1, "residual blocks in each stage of the stacked decoder", positive=True)
+  high_resolution_output_stride: int = arg(
+      4, "the finest stride the stacked decoder descends to (below output_stride)",
+      choices=DECODER_HIGH_RESOLUTION_STRIDES)
 
   def check(self):
     super().check()
     check_span(self.span, self.max_span)
+    output_stride = getattr(self, "output_stride", 32)
+    if self.backbone_decoder_num_stacks and (
+        self.high_resolution_output_stride >= output_stride):
+      raise ValueError(
+          f"the stacked decoder descends from output_stride={output_stride!r} to a finer "
+          f"stride, received high_resolution_output_stride="
+          f"{self.high_resolution_output_stride!r}")
 
 
 @dataclasses.dataclass
@@ -224,6 +258,16 @@ def axial_resnet_plan(spec):
   return plan
 
 
+def _producer(tensor):
+  """The layer whose output `tensor` is (a symbolic tensor of a functional graph)."""
+  return tensor._keras_history.layer  # pylint: disable=protected-access
+
+
+def _layer_input(tensor):
+  """The input of the one-input layer that produced `tensor`."""
+  return _producer(tensor).input
+
+
 def _check_heads_divide(plan, arch):
   """Every axial block's key and value depth must split evenly into the heads."""
   for stage in plan:
@@ -249,11 +293,159 @@ def _axial_block(block, arch, common, layer_settings, name):
       activation=common.activation, name=name, **layer_settings)
 
 
+def stacked_decoder_plan(arch, width):
+  """The stages of MaX-DeepLab's stacked decoder inside the backbone (deeplab2).
+
+  deeplab2 `AxialResNet.__init__` (its `_decoder_stage{N}` loop) in classification mode,
+  i.e. up to the end of the backbone's last stack: from output_stride the stride halves
+  down to high_resolution_output_stride, then doubles back up to output_stride, which
+  closes a stack; the next stack descends again.
+
+  Args:
+    arch: an axial spec (output_stride and the backbone_decoder_* arguments).
+    width: the body's width multiplier (deeplab2's width_multiplier: Axial-ResNet's
+      width_multiplier, Axial-SWideRNet's w2).
+
+  Returns:
+    One dict per decoder stage, in order: stride (where it works), original_stride (the
+    ResNet stride its blocks are shaped for, deeplab2's original_resnet_input_stride:
+    its stride, or 32 at output_stride), channels (the width the inputs are fused to,
+    deeplab2 `ResizedFuse` num_channels: round(original_stride * 64 * width)) and
+    base_filters (its blocks' base width, deeplab2's `decoder_channels // 4`: the floor
+    of original_stride * 64 * width / 4).
+  """
+  stages = []
+  stride, descending, stack = arch.output_stride, True, 0
+  while stack < arch.backbone_decoder_num_stacks:
+    stride = stride // 2 if descending else stride * 2
+    if stride == arch.output_stride:
+      stack += 1
+      descending = True
+    original = 32 if stride == arch.output_stride else stride
+    stages.append(dict(stride=stride, original_stride=original,
+                       channels=int(round(original * 64 * width)),
+                       base_filters=int(original * 64 * width // 4)))
+    if stride == arch.high_resolution_output_stride:
+      descending = False
+  return stages
+
+
+def _decoder_block_settings(stage, arch):
+  """Stride-dependent settings of a stacked-decoder block (deeplab2 `BlockGroup` with
+  original_resnet_stride=1: no striding, atrous rate original_stride / output_stride
+  past output_stride, drop path by original_stride)."""
+  original = stage["original_stride"]
+  rate = original // arch.output_stride if original > arch.output_stride else 1
+  return dict(strides=1, dilation_rate=rate, second_dilation_rate=rate,
+              input_stride=original,
+              drop_path_rate=drop_path_rate_for_stride(
+                  arch.drop_path_rate, arch.drop_path_schedule, original,
+                  arch.drop_path_beyond_stride))
+
+
+def _resized_fuse(features, stride, channels, reference, activation, name, layer_settings):
+  """Fuses features of several strides and widths into one at `stride`, `channels` wide.
+
+  deeplab2 `ResizedFuse` (model/layers/resized_fuse.py): a feature already `channels`
+  wide is resized (bilinear, corners aligned) and added as it is; any other is
+  activated and projected by a 1x1 conv + BN, strided by 2 when it is twice as fine as
+  the target (deeplab2 tests (h + 1) // 2 == the target height, which between these
+  power-of-2 strides holds exactly then), otherwise resized after the projection.
+
+  Args:
+    features: (non-activated tensor, its stride) pairs; deeplab2 numbers them from 1.
+    stride: the target stride.
+    channels: the target width.
+    reference: a tensor at the target stride (its spatial size is the target's).
+    activation: the activation before each projection.
+    name: the decoder stage's name; its layers are `<name>_strided_conv<i>`,
+      `<name>_resized_conv<i>` (deeplab2 `_strided_conv_bn<i>`, `_resized_conv_bn<i>`).
+    layer_settings: normalisation and weight decay of the projections.
+  Returns:
+    The non-activated sum.
+  """
+  outputs = []
+  for index, (x, feature_stride) in enumerate(features, 1):
+    if x.shape[-1] != channels:
+      x = tf_keras.layers.Activation(activation, name=f"{name}_act{index}")(x)
+      if feature_stride * 2 == stride:
+        x = ConvNormAct(channels, 1, strides=2, activation=None,
+                        name=f"{name}_strided_conv{index}", **layer_settings)(x)
+        feature_stride = stride
+      else:
+        x = ConvNormAct(channels, 1, activation=None, name=f"{name}_resized_conv{index}",
+                        **layer_settings)(x)
+    if feature_stride != stride:
+      x = ResizeToMatch(name=f"{name}_resize{index}")([x, reference])
+    outputs.append(x)
+  return tf_keras.layers.Add(name=f"{name}_fuse")(outputs)
+
+
+def build_stacked_decoder(x, features, arch, width, activation, make_block, layer_settings):
+  """MaX-DeepLab's stacked decoder inside the backbone; returns its activated output.
+
+  deeplab2 `AxialResNet.call_stacked_decoder` in classification mode: each stage fuses
+  the running feature with the last two features already at its stride (an encoder
+  stage's output and the decoder's earlier visit there; at output_stride the last
+  stage's output), then applies its blocks. deeplab2 keeps the encoder's res2..res5 as
+  they are and returns this output as `backbone_output`, the classifier's input.
+
+  Args:
+    x: the non-activated output of the last stage (at output_stride).
+    features: {original stride (2, 4, 8, 16): the non-activated output of the encoder
+      stage there}; deeplab2's `stride_to_features`, keyed min(stride, output_stride),
+      a later stage replacing an earlier one at the same key.
+    arch: an axial spec.
+    width: the body's width multiplier (see `stacked_decoder_plan`).
+    activation: the activation (of the fused projections and of the output).
+    make_block: (stage dict, name) -> a residual block layer.
+    layer_settings: normalisation and weight decay.
+  """
+  output_stride = arch.output_stride
+  by_stride = {}
+  for feature_stride in sorted(features):
+    by_stride[min(feature_stride, output_stride)] = [features[feature_stride]]
+  by_stride[output_stride] = [x]
+  current, current_stride = x, output_stride
+  for number, stage in enumerate(stacked_decoder_plan(arch, width), 1):
+    stride, name = stage["stride"], f"decoder_stage{number}"
+    inputs = [(current, current_stride)] + [(f, stride) for f in by_stride[stride][-2:]]
+    current = _resized_fuse(inputs, stride, stage["channels"], by_stride[stride][0],
+                            activation, name, layer_settings)
+    for block in range(arch.backbone_decoder_blocks_per_stage):
+      current = make_block(stage, f"{name}_block{block + 1}")(current)
+    by_stride[stride].append(current)
+    current_stride = stride
+  return tf_keras.layers.Activation(activation, name=DECODER_ENDPOINT)(current)
+
+
+class StackedDecoderHeadMixin:
+  """With a stacked decoder, the classifier reads its output (deeplab2's
+  `backbone_output`, what `AxialResNet.call_stacked_decoder` returns for classification),
+  not endpoint "5" (res5, the encoder's last stage, kept as deeplab2 keeps it)."""
+
+  def build_network(self, arch, common):
+    if not (common.include_top and arch.backbone_decoder_num_stacks):
+      return super().build_network(arch, common)
+    inputs, endpoints = self.build_backbone(arch, common)
+    dropout = common.dropout_rate
+    if dropout is None:
+      dropout = self.default_dropout_rate(arch)
+    logits = ClassificationHead(
+        common.num_classes, pooling=common.pooling, dropout_rate=dropout,
+        classifier_activation=common.classifier_activation,
+        name="head")(endpoints[DECODER_ENDPOINT])
+    return inputs, logits
+
+
 @tf_keras.utils.register_keras_serializable(package="tfvision")
-class AxialResNet(VisionModel):
+class AxialResNet(StackedDecoderHeadMixin, VisionModel):
   """Axial-ResNet (ResNet-50 layout) for classification or as a dense-prediction backbone.
 
-  Endpoints "2".."5" are the activated outputs of conv2_x..conv5_x (deeplab2's res2..res5).
+  Endpoints "2".."5" are the activated outputs of conv2_x..conv5_x (deeplab2's res2..res5);
+  with a stacked decoder (`backbone_decoder_num_stacks` > 0), also "backbone_output",
+  which the classifier then reads; its blocks are deeplab2's 'resnet' ones for their
+  original stride (`_decoder_block`).
   """
   ARCH = AxialResNetSpec
   COMMON_DEFAULTS = dict(norm=dict(momentum=0.99, epsilon=1e-3))
@@ -263,13 +455,23 @@ class AxialResNet(VisionModel):
 
   @classmethod
   def check_arguments(cls, arch, common):
-    _check_heads_divide(axial_resnet_plan(arch), arch)
+    decoder = [cls._decoder_block(stage, arch)
+               for stage in stacked_decoder_plan(arch, arch.width_multiplier)]
+    _check_heads_divide(axial_resnet_plan(arch) + [decoder], arch)
 
   def build_backbone(self, arch, common):
     plan = axial_resnet_plan(arch)
     layer_settings = dict(common.norm.layer_kwargs(), weight_decay=common.weight_decay)
     inputs, x = self.image_input(common)
     x = self._stem(x, arch, layer_settings)
+    # deeplab2's 'stage1' for the stacked decoder: the stem's output (before the pool).
+    stage_outputs = {2: x} if arch.stem != "axial" else {}
+    if arch.max_pool:
+      # 3x3 stride-2 max-pool with symmetric padding (PyTorch / TF1 DeepLab windows).
+      # The input is not activated yet, and the next block starts with ReLU, so zero
+      # padding gives exactly relu(max-pool(x)) with padding that never wins.
+      x = tf_keras.layers.ZeroPadding2D(1, name="stem_pool_pad")(x)
+      x = tf_keras.layers.MaxPooling2D(3, strides=2, name="stem_pool")(x)
     act = get_activation(common.activation)
     endpoints = {}
     first_stage = 1 if arch.stem == "axial" else 2
@@ -277,25 +479,48 @@ class AxialResNet(VisionModel):
       stage_number = first_stage + offset
       for block_index, block in enumerate(stage):
         name = f"stage{stage_number}_block{block_index + 1}"
-        if block["kind"] == "axial":
-          layer = _axial_block(block, arch, common, layer_settings, name)
-        else:
-          layer = WideResidualBlock(
-              block["filters"], kind="bottleneck", strides=block["strides"],
-              dilation_rate=block["dilation_rate"], drop_path_rate=block["drop_path_rate"],
-              activation=common.activation, recompute_grad=arch.recomputes(), name=name,
-              **layer_settings)
-        x = layer(x)
+        x = self._block(block, arch, common, layer_settings, name)(x)
+      # The undilated stride of the stage's output.
+      stage_outputs[2 ** stage_number] = x
       if stage_number >= 2:
         # As SWideRNet: the activated stage output is the endpoint and the next stage's
         # input (the same graph with and without the head).
         x = tf_keras.layers.Activation(act, name=f"res{stage_number}")(x)
         endpoints[str(stage_number)] = x
+    if arch.backbone_decoder_num_stacks:
+      endpoints[DECODER_ENDPOINT] = build_stacked_decoder(
+          stage_outputs.pop(32), stage_outputs, arch, arch.width_multiplier, act,
+          lambda stage, name: self._block(self._decoder_block(stage, arch), arch, common,
+                                          layer_settings, name),
+          layer_settings)
     return inputs, endpoints
 
   @staticmethod
+  def _block(block, arch, common, layer_settings, name):
+    """A residual block from its plan entry: axial, or a ResNet bottleneck."""
+    if block["kind"] == "axial":
+      return _axial_block(block, arch, common, layer_settings, name)
+    return WideResidualBlock(
+        block["filters"], kind="bottleneck", strides=block["strides"],
+        dilation_rate=block["dilation_rate"], drop_path_rate=block["drop_path_rate"],
+        activation=common.activation, recompute_grad=arch.recomputes(), name=name,
+        **layer_settings)
+
+  @staticmethod
+  def _decoder_block(stage, arch):
+    """The plan entry of a stacked-decoder block: deeplab2 `BlockGroup` for 'resnet' /
+    'resnet_beta', axial where original_stride >= use_axial_beyond_stride > 0, else a
+    bottleneck [f, f, 4 f]."""
+    base = stage["base_filters"]
+    axial = stage["original_stride"] >= arch.use_axial_beyond_stride > 0
+    expansion = arch.attention_bottleneck_expansion if axial else 1
+    return dict(_decoder_block_settings(stage, arch), kind="axial" if axial else "bottleneck",
+                filters=[base * expansion, base, 4 * base], base_filters=base)
+
+  @staticmethod
   def _stem(x, arch, layer_settings):
-    """The conv stem, ending with BN and no activation (the first block applies it)."""
+    """The conv stem, ending with BN and no activation (the first block applies it); the
+    max-pool, when there is one, follows in `build_backbone`."""
     width = arch.stem_width_multiplier
     if arch.stem == "conv7x7":
       x = ConvNormAct(int(round(64 * width)), 7, strides=2, activation=None, name="stem",
@@ -306,12 +531,6 @@ class AxialResNet(VisionModel):
       x = ConvNormAct(int(64 * width), 3, name="stem_conv2", **layer_settings)(x)
       x = ConvNormAct(int(128 * width), 3, activation=None, name="stem_conv3",
                       **layer_settings)(x)
-    if arch.max_pool:
-      # 3x3 stride-2 max-pool with symmetric padding (PyTorch / TF1 DeepLab windows).
-      # The input is not activated yet, and the next block starts with ReLU, so zero
-      # padding gives exactly relu(max-pool(x)) with padding that never wins.
-      x = tf_keras.layers.ZeroPadding2D(1, name="stem_pool_pad")(x)
-      x = tf_keras.layers.MaxPooling2D(3, strides=2, name="stem_pool")(x)
     return x
 
 
@@ -330,7 +549,7 @@ AxialSWideRNetSpec.__doc__ = ("The architecture of Axial-SWideRNet-(w1, w2, l): 
 
 
 @tf_keras.utils.register_keras_serializable(package="tfvision")
-class AxialSWideRNet(SWideRNet):
+class AxialSWideRNet(StackedDecoderHeadMixin, SWideRNet):
   """Axial-SWideRNet-(w1, w2, l): SWideRNet with axial blocks past stride 16 (deeplab2).
 
   Blocks whose undilated input stride is >= use_axial_beyond_stride (16: the last two
@@ -338,6 +557,12 @@ class AxialSWideRNet(SWideRNet):
   [4 f, f, 4 f], key depth 2 f and value depth 4 f, where f = round(stride * 32 * w2)
   (deeplab2 `AxialSWideRNet`); the other blocks are SWideRNet's. Defaults follow
   deeplab2's Cityscapes configs: no SE, no SAC, drop path 0.2 on a linear schedule.
+
+  With `backbone_decoder_num_stacks` > 0 (MaX-DeepLab-L's backbone) the stacked decoder
+  (`build_stacked_decoder`) follows conv6; endpoints "2".."5" stay the encoder's
+  (deeplab2's res2..res5) and its activated output is the endpoint "backbone_output",
+  which the classifier reads. Its blocks are deeplab2's 'wider_resnet' ones for their
+  original stride (`_decoder_block`).
   """
   ARCH = AxialSWideRNetSpec
   DEFAULT_NAME = "axial_swidernet"
@@ -347,7 +572,48 @@ class AxialSWideRNet(SWideRNet):
     if arch.use_axial_beyond_stride == 1:
       raise ValueError("SWideRNet has a conv stem, so no block works at stride 1; "
                        "received use_axial_beyond_stride=1")
-    _check_heads_divide(cls.plan(arch), arch)
+    decoder = [cls._decoder_block(stage, arch) for stage in stacked_decoder_plan(arch, arch.w2)]
+    _check_heads_divide(cls.plan(arch) + [decoder], arch)
+
+  def build_backbone(self, arch, common):
+    inputs, endpoints = super().build_backbone(arch, common)
+    if not arch.backbone_decoder_num_stacks:
+      return inputs, endpoints
+    # deeplab2 fuses the stages' outputs before their activation: SWideRNet's graph
+    # activates each one in its `res<N>` layer, whose input is that output. Endpoint
+    # "<N>" is the stage at undilated stride 2 ** N.
+    stage_outputs = {2 ** int(key): _layer_input(value) for key, value in endpoints.items()}
+    # Stride 2 (conv2, deeplab2's 'stage1', no endpoint): conv3's first block's input.
+    x = stage_outputs[4]
+    while _producer(x).name != "stage2_block1":
+      x = _layer_input(x)
+    stage_outputs[2] = _layer_input(x)
+    layer_settings = dict(common.norm.layer_kwargs(), weight_decay=common.weight_decay)
+    endpoints[DECODER_ENDPOINT] = build_stacked_decoder(
+        stage_outputs.pop(32), stage_outputs, arch, arch.w2, get_activation(common.activation),
+        lambda stage, name: self.make_block(self._decoder_block(stage, arch), arch, common,
+                                            layer_settings, name),
+        layer_settings)
+    return inputs, endpoints
+
+  @staticmethod
+  def _decoder_block(stage, arch):
+    """The plan entry of a stacked-decoder block: deeplab2 `BlockGroup` for
+    'wider_resnet' at original_resnet_stride=1: axial [e f, f, 4 f] where original_stride
+    >= use_axial_beyond_stride > 0, else a basic block [4 f, 4 f] below original stride
+    32 and a bottleneck [f, 2 f, 4 f] at 32; SAC and SE placed by original_stride as in
+    the encoder (`wide_resnet_plan`)."""
+    base, original = stage["base_filters"], stage["original_stride"]
+    if original >= arch.use_axial_beyond_stride > 0:
+      kind, filters = "axial", [base * arch.attention_bottleneck_expansion, base, 4 * base]
+    elif original < 32:
+      kind, filters = "basic", [4 * base, 4 * base]
+    else:
+      kind, filters = "bottleneck", [base, 2 * base, 4 * base]
+    return dict(_decoder_block_settings(stage, arch), kind=kind, filters=filters,
+                base_filters=base,
+                switchable_atrous=original >= arch.sac_beyond_stride > 0,
+                use_se=bool(arch.use_se) and original >= arch.se_beyond_stride)
 
   @classmethod
   def plan(cls, arch):
@@ -397,8 +663,37 @@ PRESETS = register_presets(
            source="axial-deeplab Table 1 (Full Axial-Attention); deeplab2 "
                   "use_axial_beyond_stride=1"),
     *(Preset(axial_swidernet_name(w1, w2, l), AxialSWideRNet, fixed=dict(w1=w1, w2=w2, l=l),
-             source="deeplab2 configs/cityscapes/axial_deeplab (Axial-SWideRNet)")
-      for w1, w2, l in AXIAL_SWIDERNET_VARIANTS))
+             source="deeplab2 configs/cityscapes/axial_deeplab (Axial-SWideRNet)",
+             weights={"imagenet": deeplab2_imagenet(axial_swidernet_name(w1, w2, l))})
+      for w1, w2, l in AXIAL_SWIDERNET_VARIANTS),
+    # deeplab2's MaX-DeepLab-S backbone (`MaXDeepLabSBackbone`: its default config with
+    # classification_mode): ResNet-50-beta (Inception stem, no max-pool) with axial
+    # bottlenecks [2 f, f, 4 f] in the blocks whose input stride is 16 or more, key f,
+    # value 2 f, 8 heads. deeplab2 counts it at 41,343,424 parameters.
+    Preset("max_deeplab_s_backbone", AxialResNet,
+           fixed=dict(width_multiplier=1.0, stem="inception", stem_max_pool=False,
+                      use_axial_beyond_stride=16, attention_bottleneck_expansion=2),
+           defaults=dict(drop_path_rate=0.2, drop_path_schedule="linear"),
+           source="deeplab2 axial_resnet_instances.MaXDeepLabSBackbone (MaX-S w/ ReLU)",
+           weights={"imagenet": deeplab2_imagenet("max_deeplab_s_backbone")}),
+    # deeplab2's MaX-DeepLab-L backbone (`MaXDeepLabLBackbone`: `MaXDeepLabL` in
+    # classification mode, without the backbone's dual-path transformers): the
+    # wide-ResNet body [3, 6, 3, 3] of Axial-SWideRNet-(1, 1, 1) (axial bottlenecks
+    # [4 f, f, 4 f], key 2 f, value 4 f beyond stride 16, drop path from stride 4) and one
+    # stack of MaX-DeepLab's stacked decoder (one block per stage, down to stride 4 and
+    # back). Its stages depend on output_stride, so the default is deeplab2's 16, the
+    # stride its ImageNet checkpoint initialises the Cityscapes model at (strictly);
+    # deeplab2 counts it at 175,115,392 parameters there. deeplab2 recomputes its axial
+    # blocks only (`conv_use_recompute_grad` unset). The test size is the fixture's
+    # (tests/data/weights/max_deeplab_l_backbone): widths 1/32, blocks [3, 1, 2, 1, 1].
+    Preset("max_deeplab_l_backbone", AxialSWideRNet,
+           fixed=dict(w1=1.0, w2=1.0, l=1.0, backbone_decoder_num_stacks=1,
+                      backbone_decoder_blocks_per_stage=1, high_resolution_output_stride=4),
+           defaults=dict(output_stride=16, recompute_grad="axial"),
+           tiny=dict(w1=1 / 32, w2=1 / 32, l=1 / 3),
+           source="deeplab2 axial_resnet_instances.MaXDeepLabLBackbone (MaX-L w/ ReLU; "
+                  "axial_resnet.AxialResNet stacked decoder)",
+           weights={"imagenet": deeplab2_imagenet("max_deeplab_l_backbone")}))
 
 AxialResNetS = preset_constructor(
     "axial_resnet_s", "AxialResNetS",

@@ -53,6 +53,7 @@ from tfvision.layers.separable_conv import SeparableConvNormAct
 from tfvision.losses.panoptic import PanopticDeepLabLoss
 from tfvision.models.dense_backbone import AsppSpec, DensePredictionModel
 from tfvision.models.registry import Preset, preset_constructor, register_presets
+from tfvision.models.releases import deeplab2_cityscapes
 from tfvision.models.spec import arg
 from tfvision.models.swidernet import FAST_VARIANTS, SWideRNet, variant_name
 from tfvision.utils import validation
@@ -461,7 +462,31 @@ PRESETS = register_presets(
                        backbone_kwargs=dict(span=5)),
              source="axial-deeplab Sec. 4 (Cityscapes, span 65); csrhddlam/axial-deeplab "
                     "#22, #28")
-      for size in ("s", "l")))
+      for size in ("s", "l")),
+    # deeplab2's released Cityscapes models, exactly as its configs build them
+    # (configs/cityscapes/{panoptic_deeplab,axial_deeplab}/<backbone>_os16.textproto):
+    # output stride 16, ASPP rates (6, 12, 18) with standard convs, separable 5 x 5
+    # fusion and head convs (deeplab2's `depthwise_separable_conv` decoder), heads
+    # 256 / 32 / 32, projections 64 / 32 and 32 / 16; Axial-DeepLab reduces the ASPP
+    # to its projection. Columns: backbone, meta-architecture, PQ, mIoU (official
+    # script), PQ, mIoU, AP mask (deeplab2's pipeline).
+    *(Preset(f"{meta}_{backbone}_os16", PanopticDeepLab,
+             fixed=dict(backbone=backbone, separable_conv="decoder", output_stride=16,
+                        aspp_projection_only=meta == "axial_deeplab"),
+             defaults=dict(num_classes=19), task="panoptic", default_size=1025,
+             tiny=dict(_TINY_HEADS, backbone=backbone + ".tiny"),
+             source=f"deeplab2 configs/cityscapes/{meta}/{backbone}_os16.textproto",
+             weights={"cityscapes": deeplab2_cityscapes(backbone, meta, *numbers)})
+      for backbone, meta, numbers in (
+          ("wide_resnet41", "panoptic_deeplab", (64.4, 81.5, 64.83, 81.92, 36.07)),
+          ("swidernet_sac_1_1_1", "panoptic_deeplab", (64.3, 81.8, 64.81, 82.24, 36.80)),
+          ("swidernet_sac_1_1_3", "panoptic_deeplab", (66.6, 82.1, 67.05, 82.67, 38.59)),
+          ("swidernet_sac_1_1_4.5", "panoptic_deeplab", (66.8, 82.2, 67.29, 82.74, 39.51)),
+          ("axial_swidernet_1_1_1", "axial_deeplab", (66.1, 82.8, 66.63, 83.43, 37.18)),
+          ("axial_swidernet_1_1_3", "axial_deeplab", (67.1, 83.5, 67.63, 83.97, 40.00)),
+          ("axial_swidernet_1_1_4.5", "axial_deeplab", (68.0, 83.0, 68.53, 83.49, 39.51)),
+          ("max_deeplab_s_backbone", "axial_deeplab", (64.5, 82.2, 64.97, 82.63, 35.55)),
+          ("max_deeplab_l_backbone", "axial_deeplab", (66.3, 83.1, 66.77, 83.67, 38.09)))))
 
 AxialDeepLabS = preset_constructor(
     "axial_deeplab_s_panoptic", "AxialDeepLabS",

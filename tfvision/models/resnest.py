@@ -7,14 +7,16 @@ A ResNet-D (resnest.md Sec. 5.1) whose bottlenecks use split attention (Sec. 3):
   padding 1 (stride 4);
 - four stages of [3, 4, 6, 3] (50), [3, 4, 23, 3] (101), [3, 24, 36, 3] (200) or
   [3, 30, 48, 8] (269) `ResNeStBottleneck`s with 64, 128, 256, 512 planes (outputs
-  256 ... 2048), strides 1, 2, 2, 2;
+  256 ... 2048), strides 1, 2, 2, 2; the authors' Gluon model zoo adds ResNeSt-14
+  ([1, 1, 1, 1]) and ResNeSt-26 ([2, 2, 2, 2]), which the paper does not list;
 - the shared classification head (global average pool, dropout, 1000-way FC).
 
 Where the paper is silent the authors' PyTorch code (zhanghang1989/ResNeSt,
 `resnest/torch/models/resnet.py`, `resnest.py`, `ablation.py`), whose weights timm
 redistributes, decided:
 
-1. Stem width 32 for ResNeSt-50 and its ablation variants, 64 for 101, 200, 269.
+1. Stem width 32 for ResNeSt-14, 26, 50 and the ablation variants, 64 for 101, 200,
+   269.
 2. PyTorch pads symmetrically: the stride-2 stem conv and the split-attention convs use
    explicit symmetric zero padding; the stem max pool pads one zero on every side
    (its input is post-ReLU, so zeros act as PyTorch's -inf padding); the 3x3 average
@@ -53,17 +55,20 @@ from tfvision.layers.conv import ConvNormAct
 from tfvision.layers.regularization import linear_drop_path_rates
 from tfvision.layers.split_attention import AUTHORS_CONV_INITIALIZER, attention_channels
 from tfvision.models.base import VisionModel
-from tfvision.models.registry import Preset, preset_constructor, register_presets
+from tfvision.models.registry import (Preset, Release, preset_constructor,
+                                      register_presets)
 from tfvision.models.spec import RecomputeSpec, arg
 
-BLOCKS_PER_STAGE = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 200: (3, 24, 36, 3),
-                    269: (3, 30, 48, 8)}
+# 14 and 26: the authors' Gluon `resnest14` / `resnest26` (GluonCV model zoo), which
+# timm ships as resnest14d / resnest26d.
+BLOCKS_PER_STAGE = {14: (1, 1, 1, 1), 26: (2, 2, 2, 2), 50: (3, 4, 6, 3),
+                    101: (3, 4, 23, 3), 200: (3, 24, 36, 3), 269: (3, 30, 48, 8)}
 OUTPUT_STRIDES = (8, 16, 32)
 _STAGE_PLANES = (64, 128, 256, 512)
 
 
 def default_stem_width(depth):
-  """32 for ResNeSt-50, 64 for the deeper models (the authors' constructors)."""
+  """32 up to ResNeSt-50, 64 for the deeper models (the authors' constructors)."""
   return 32 if depth <= 50 else 64
 
 
@@ -76,7 +81,7 @@ def default_dropout_rate(depth):
 class ResNeStSpec(RecomputeSpec):
   """The architecture of a ResNeSt (resnest.md; the authors' `resnet.py`)."""
   FAMILY: typing.ClassVar[str] = "resnest"
-  depth: int = arg(50, "50, 101, 200 or 269", choices=tuple(BLOCKS_PER_STAGE))
+  depth: int = arg(50, "14, 26, 50, 101, 200 or 269", choices=tuple(BLOCKS_PER_STAGE))
   radix: int = arg(2, "splits per cardinal group (resnest.md 's'); 1 gates with a sigmoid",
                    positive=True)
   cardinality: int = arg(1, "cardinal groups ('x')", positive=True)
@@ -86,7 +91,7 @@ class ResNeStSpec(RecomputeSpec):
   fast: bool = arg(False, "ResNeSt-fast (Sec. 6.2): the 3x3 average pool of strided "
                    "blocks precedes the split attention")
   stem_width: Optional[int] = arg(None, "channels of the first two stem convs (None: 32 "
-                                  "for depth 50, else 64, times width_multiplier)",
+                                  "up to depth 50, else 64, times width_multiplier)",
                                   positive=True, nullable=True)
   width_multiplier: float = arg(1.0, "scales the stage planes and the stem (1 for the "
                                 "paper's models; smaller gives narrow test models)",
@@ -147,7 +152,7 @@ def resnest_plan(spec):
 
 @tf_keras.utils.register_keras_serializable(package="tfvision")
 class ResNeSt(VisionModel):
-  """ResNeSt-{50, 101, 200, 269} and the radix / cardinality / width variants.
+  """ResNeSt-{14, 26, 50, 101, 200, 269} and the radix / cardinality / width variants.
 
   `ResNeSt(50, radix=4, cardinality=2, base_width=40, fast=True)`: depth may be given
   by position. Endpoints "2".."5" are the outputs of the four stages (post-activation
@@ -222,16 +227,82 @@ def fast_variant_name(radix, cardinality, base_width):
   return f"resnest50_fast_{radix}s{cardinality}x{base_width}d"
 
 
+_HUB = "https://huggingface.co/timm/{}/resolve/main/model.safetensors"
+
+
+def _timm_release(checkpoint, top1, reference, size=224, crop_pct=0.875,
+                  interpolation="bilinear", notes=""):
+  """The authors' ImageNet weights as timm ships them (safetensors on the Hugging Face hub).
+
+  `size`, `crop_pct` and `interpolation` are timm's pretrained config of `checkpoint`:
+  evaluation resizes the shorter side to floor(size / crop_pct), then crops the centre.
+  """
+  return Release(
+      url=_HUB.format(checkpoint), converter="timm_resnest", dataset="imagenet2012",
+      labels="imagenet1k", input_size=(size, size),
+      crop=(f"resize shorter side to {int(size / crop_pct)} ({interpolation}), center "
+            f"crop {size} (timm {checkpoint}: crop_pct {crop_pct})"),
+      metrics={"top1": top1}, reference=reference, sha256=None,
+      filename=f"{checkpoint}.safetensors", notes=notes)
+
+
+_GLUON = ("GluonCV model zoo (docs/model_zoo/csv_tables/Classifications/ResNeSt.csv), "
+          "whose Gluon weights timm converted")
+_GLUON_NOTES = ("trained and published with the authors' Gluon code (GluonCV); timm "
+                "converted the parameters to the PyTorch key layout, which the "
+                "timm_resnest table reads. The architecture is the preset's.")
+_ABLATION = "authors' ablation.md, PyTorch column (the weights timm redistributes)"
+# Released checkpoints by preset: (timm checkpoint, top-1, where the top-1 comes from,
+# timm's evaluation size / crop_pct / interpolation).
+RELEASES = {
+    "resnest14": _timm_release("resnest14d.gluon_in1k", 75.75, _GLUON, notes=_GLUON_NOTES),
+    "resnest26": _timm_release("resnest26d.gluon_in1k", 78.68, _GLUON, notes=_GLUON_NOTES),
+    "resnest50": _timm_release(
+        "resnest50d.in1k", 81.13, "resnest.md Table 3 (left), ResNeSt-50 (the authors' "
+        "README gives 81.03 for the released PyTorch file)"),
+    "resnest101": _timm_release(
+        "resnest101e.in1k", 83.0, "resnest.md Table 4 (README: 82.83 for the released "
+        "PyTorch file)", size=256),
+    "resnest200": _timm_release(
+        "resnest200e.in1k", 83.9, "resnest.md Table 4 (README: 83.84 for the released "
+        "PyTorch file)", size=320, crop_pct=0.909, interpolation="bicubic"),
+    "resnest269": _timm_release(
+        "resnest269e.in1k", 84.5, "resnest.md Table 4 (README: 84.54 for the released "
+        "PyTorch file)", size=416, crop_pct=0.928, interpolation="bicubic"),
+    fast_variant_name(4, 2, 40): _timm_release(
+        "resnest50d_4s2x40d.in1k", 80.86, _ABLATION, interpolation="bicubic"),
+    fast_variant_name(1, 4, 24): _timm_release(
+        "resnest50d_1s4x24d.in1k", 80.99, _ABLATION, interpolation="bicubic"),
+}
+
+
+def _weights(name):
+  return {"imagenet": RELEASES[name]} if name in RELEASES else {}
+
+
 PRESETS = register_presets(
     *(Preset(f"resnest{depth}", ResNeSt, fixed=dict(depth=depth), default_size=size,
-             source=f"resnest.md Table 4 / authors' resnest{depth}")
-      for depth, size in ((50, 224), (101, 256), (200, 320), (269, 416))),
+             source=source, weights=_weights(f"resnest{depth}"))
+      for depth, size, source in (
+          (14, 224, "GluonCV resnest14 (authors' Gluon model zoo; timm resnest14d)"),
+          (26, 224, "GluonCV resnest26 (authors' Gluon model zoo; timm resnest26d)"),
+          (50, 224, "resnest.md Table 4 / authors' resnest50"),
+          (101, 256, "resnest.md Table 4 / authors' resnest101"),
+          (200, 320, "resnest.md Table 4 / authors' resnest200"),
+          (269, 416, "resnest.md Table 4 / authors' resnest269"))),
     *(Preset(fast_variant_name(radix, cardinality, width), ResNeSt,
              fixed=dict(depth=50, radix=radix, cardinality=cardinality, base_width=width,
                         fast=True),
-             source="resnest.md Table 3 / authors' ablation.py")
+             source="resnest.md Table 3 / authors' ablation.py",
+             weights=_weights(fast_variant_name(radix, cardinality, width)))
       for radix, cardinality, width in FAST_VARIANTS))
 
+ResNeSt14 = preset_constructor(
+    "resnest14", "ResNeSt14", "ResNeSt-14 (2s1x64d, one block per stage, stem width 32; "
+    "GluonCV model zoo).")
+ResNeSt26 = preset_constructor(
+    "resnest26", "ResNeSt26", "ResNeSt-26 (2s1x64d, two blocks per stage, stem width 32; "
+    "GluonCV model zoo).")
 ResNeSt50 = preset_constructor("resnest50", "ResNeSt50",
                                "ResNeSt-50 (2s1x64d, stem width 32; resnest.md Table 3 / 4).")
 ResNeSt101 = preset_constructor("resnest101", "ResNeSt101",

@@ -54,6 +54,7 @@ from tfvision.layers.preprocessing import DEEPLAB_MEAN_RGB, DEEPLAB_STD_RGB
 from tfvision.layers.regularization import drop_path_rate_for_stride
 from tfvision.models.base import VisionModel
 from tfvision.models.registry import Preset, preset_constructor, register_presets
+from tfvision.models.releases import deeplab2_imagenet
 from tfvision.models.spec import RecomputeSpec, arg
 
 OUTPUT_STRIDES = (8, 16, 32)
@@ -228,11 +229,30 @@ def variant_name(w1, w2, l):
   return "swidernet_" + "_".join(f"{v:g}" for v in (w1, w2, l))
 
 
+# deeplab2's released SWideRNet-SAC-(1, 1, l): SAC in the stride-32 stage, no SE.
+SAC_VARIANTS = (1, 3, 4.5)
+
+
+def sac_variant_name(l):
+  """Registry name of deeplab2's SWideRNet-SAC-(1, 1, l), e.g. "swidernet_sac_1_1_4.5"."""
+  return f"swidernet_sac_1_1_{l:g}"
+
+
 PRESETS = register_presets(
     # Wide-ResNet-41 (Chen et al. 2020 [4]): SWideRNet-(1, 1, 1) without SE and SAC.
     Preset("wide_resnet41", SWideRNet,
            fixed=dict(w1=1.0, w2=1.0, l=1.0, use_se=False, sac_beyond_stride=0),
-           source="swidernet.md Table 1 (WR-41)"),
+           source="swidernet.md Table 1 (WR-41)",
+           weights={"imagenet": deeplab2_imagenet("wide_resnet41")}),
+    # deeplab2's configs: SAC beyond stride 32 and no SE (`use_squeeze_and_excite` is
+    # unset in configs/cityscapes/panoptic_deeplab/swidernet_sac_*), drop path 0.2 on
+    # the linear schedule.
+    *(Preset(sac_variant_name(l), SWideRNet,
+             fixed=dict(w1=1.0, w2=1.0, l=float(l), use_se=False, sac_beyond_stride=32),
+             defaults=dict(drop_path_schedule="linear"),
+             source="deeplab2 SWideRNet-SAC (swidernet.md Sec. 3 without SE)",
+             weights={"imagenet": deeplab2_imagenet(sac_variant_name(l))})
+      for l in SAC_VARIANTS),
     *(Preset(variant_name(w1, w2, l), SWideRNet, fixed=dict(w1=w1, w2=w2, l=l),
              source=("swidernet.md Table 5 (fast)" if (w1, w2, l) in FAST_VARIANTS
                      else "swidernet.md Table 4 (strong)"))

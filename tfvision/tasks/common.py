@@ -70,7 +70,20 @@ def weighted_mean(values, weights=None):
   return tf.math.divide_no_nan(tf.reduce_sum(values * weights), tf.reduce_sum(weights))
 
 
+RELEASE_SCHEME = "tfvision:"
+
+
 def _resolve(path):
+  if isinstance(path, str) and path.startswith(RELEASE_SCHEME):
+    # `tfvision:<preset>/<alias>`: a released checkpoint, downloaded and converted once
+    # into the weights cache (tfvision.weights.fetch).
+    from tfvision.weights import api  # pylint: disable=import-outside-toplevel
+    name, _, alias = path[len(RELEASE_SCHEME):].rpartition("/")
+    if not name or not alias:
+      raise ValueError(f"a released checkpoint is {RELEASE_SCHEME}<preset>/<alias>, e.g. "
+                       f"{RELEASE_SCHEME}swidernet_sac_1_1_1/imagenet, received "
+                       f"init_checkpoint={path!r}")
+    path = api.fetch(name, alias)
   if tf.io.gfile.isdir(path):
     latest = tf.train.latest_checkpoint(path)
     if latest is None:
@@ -199,7 +212,9 @@ def initialize_from_checkpoint(model, init_checkpoint, modules="all"):
 
   Args:
     model: the task's model.
-    init_checkpoint: path, or None / "" for nothing.
+    init_checkpoint: path (a tfvision-train run, converted weights from
+      `tfvision-convert`), `tfvision:<preset>/<alias>` (a released checkpoint, fetched
+      into the weights cache), or None / "" for nothing.
     modules: "all" (the whole model, matching structure) or "backbone" (the backbone,
       from a checkpoint of a classifier or a model with the same backbone spec).
   """
