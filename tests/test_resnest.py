@@ -150,7 +150,8 @@ def test_any_input_size_and_fixed_input_shape():
 
 def test_registry_names_and_default_sizes():
   names = set(list_models(family="resnest"))
-  expected = {"resnest50", "resnest101", "resnest200", "resnest269"} | {
+  expected = {"resnest14", "resnest26", "resnest50", "resnest101", "resnest200",
+              "resnest269"} | {
       fast_variant_name(*v) for v in FAST_VARIANTS}
   assert names == expected
   assert "resnest50_fast_1s4x24d" in names and "resnest50_fast_4s2x40d" in names
