@@ -84,18 +84,21 @@ def released_presets() -> Dict[str, Dict[str, Release]]:
   return {name: dict(preset.weights) for name, preset in _PRESETS.items() if preset.weights}
 
 
-def load_source(model, path, converter: Optional[str] = None) -> mapping.Plan:
+def load_source(model, path, converter: Optional[str] = None,
+                fresh: bool = False) -> mapping.Plan:
   """Loads an authors' file (deeplab2 checkpoint, ResNeSt safetensors / pth) into `model`.
 
   All or nothing: the mapping is planned and checked completely before any variable is
-  written. Returns the plan (its `coverage`, `ignored` and `dropped` keys).
+  written. `fresh`: the model was built only to be loaded (no rollback copy is kept).
+  Returns the plan (its `coverage`, `ignored` and `dropped` keys; its values are
+  released as they are written when `fresh`).
   """
   converter = converter or guess_converter(path)
   source = _converter(converter)
   with tempfile.TemporaryDirectory(prefix="tfvision_convert_") as workdir:
     tensors = (source.read(path, workdir) if converter == "deeplab2" else source.read(path))
     plan = source.plan_model(model, tensors, f"{converter} file {os.fspath(path)!r}")
-  mapping.assign(model, plan)
+  mapping.assign(model, plan, rollback=not fresh)
   return plan
 
 
@@ -118,7 +121,7 @@ def _read_metadata(path):
   return metadata
 
 
-def load_converted(model, path) -> mapping.Plan:
+def load_converted(model, path, fresh: bool = False) -> mapping.Plan:
   """Loads converted tfvision weights (a `convert` output) into `model`.
 
   The weights' own model (its preset and arguments, from the metadata) is rebuilt and
@@ -144,20 +147,23 @@ def load_converted(model, path) -> mapping.Plan:
   plan = mapping.plan(model, arrays, [mapping.Rule(r".*", "{0}")],
                       source_name=f"converted weights {path!r} ({metadata['preset']})",
                       drop=lambda key: key.split("/")[0] not in layers)
-  mapping.assign(model, plan)
+  del source_model, arrays
+  mapping.assign(model, plan, rollback=not fresh)
   return plan
 
 
-def load_weights(model, weights, converter: Optional[str] = None) -> mapping.Plan:
-  """Loads converted tfvision weights or an authors' file into `model`."""
+def load_weights(model, weights, converter: Optional[str] = None,
+                 fresh: bool = False) -> mapping.Plan:
+  """Loads converted tfvision weights or an authors' file into `model` (all or nothing;
+  `fresh`: built only to be loaded, no rollback copy)."""
   if not isinstance(weights, (str, os.PathLike)):
     raise ValueError(f"weights must be a path here, received weights={weights!r}")
   path = os.fspath(weights)
   if not os.path.exists(path) and not os.path.exists(path + ".index"):
     raise ValueError(f"no such file or directory, received weights={path!r}")
   if is_converted(path):
-    return load_converted(model, path)
-  return load_source(model, path, converter)
+    return load_converted(model, path, fresh)
+  return load_source(model, path, converter, fresh)
 
 
 def convert(name: str, source: str, output: str, converter: Optional[str] = None,
@@ -191,7 +197,7 @@ def convert(name: str, source: str, output: str, converter: Optional[str] = None
   start = time.perf_counter()
   model = preset.build(**arguments)
   built = time.perf_counter()
-  plan = load_source(model, source, converter)
+  plan = load_source(model, source, converter, fresh=True)
   loaded = time.perf_counter()
   used, present = plan.coverage
   report = {
@@ -250,8 +256,8 @@ def pretrained(name: str, weights, **kwargs):
     release = release_of(name, weights)
     path = fetch(name, weights)
     model = preset.build(**{**dict(release.arguments), **kwargs})
-    load_converted(model, path)
+    load_converted(model, path, fresh=True)
     return model
   model = preset.build(**kwargs)
-  load_weights(model, weights)
+  load_weights(model, weights, fresh=True)
   return model

@@ -258,13 +258,25 @@ def plan(model, tensors: Mapping[str, np.ndarray], rules: Iterable[Rule], *,
               dropped=dropped)
 
 
-def assign(model, plan_: Plan):
-  """Writes a complete plan into the model (all variables, or none when one fails)."""
+def assign(model, plan_: Plan, rollback: bool = True):
+  """Writes a complete plan into the model (all variables, or none when one fails).
+
+  rollback: keep the previous values to restore them if an assignment fails. A model
+    built just to be loaded (conversion, `create_model(weights=...)`) has nothing to
+    restore: without the copy, and with each planned value released once written, the
+    peak memory of loading is about the model plus its largest tensor, not three times
+    the model.
+  """
   variables = plan_.variables
   if {id(v) for v in variables.values()} != {id(v) for v in model.weights} or set(
       variables) != set(plan_.values):
     raise ValueError(f"the plan does not cover the variables of {model.name!r}; build it "
                      f"with plan() for this model")
+  if not rollback:
+    for path, variable in variables.items():
+      variable.assign(plan_.values[path])
+      plan_.values[path] = None
+    return
   previous = {path: variable.numpy() for path, variable in variables.items()}
   try:
     for path, variable in variables.items():
