@@ -49,6 +49,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "scripts"))
 
 PEER_ROWS = ("resnest50", "botnet50", "botnet_s1_50", "axial_resnet_s", "swidernet_os16",
              "swidernet_os32")
@@ -60,16 +61,8 @@ SWIDERNET = dict(w1=0.25, w2=0.25, l=0.75)
 
 def _deeplab2(path):
   """Imports deeplab2's encoder from a source checkout (compiling its protos if needed)."""
-  path = os.path.abspath(path)
-  if os.path.basename(path) != "deeplab2" or not os.path.isdir(path):
-    raise SystemExit(f"--deeplab2 must be a folder named deeplab2, received {path!r}")
-  parent = os.path.dirname(path)
-  if not os.path.exists(os.path.join(path, "config_pb2.py")):
-    protos = sorted(os.path.join("deeplab2", f) for f in os.listdir(path)
-                    if f.endswith(".proto"))
-    subprocess.run([sys.executable, "-m", "grpc_tools.protoc", "-I.", "--python_out=."]
-                   + protos, cwd=parent, check=True)
-  sys.path.insert(0, parent)
+  from deeplab2_source import import_deeplab2  # pylint: disable=import-outside-toplevel
+  import_deeplab2(path)
   from deeplab2.model.encoder import axial_resnet_instances  # pylint: disable=import-outside-toplevel
   return axial_resnet_instances
 

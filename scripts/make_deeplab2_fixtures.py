@@ -28,11 +28,11 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tarfile
 
 import numpy as np
+
+from deeplab2_source import cityscapes_config, import_deeplab2, randomise
 
 SIZE = (65, 97)        # odd, non-square: corners-aligned resizing and both axes differ
 WIDTH = 1 / 32
@@ -41,24 +41,8 @@ DECODER = dict(decoder_channels=16, aspp_channels=16, low_level=(8, 4),
                instance_head=8)
 
 
-def _import_deeplab2(path):
-  path = os.path.abspath(path)
-  if os.path.basename(path) != "deeplab2" or not os.path.isdir(path):
-    raise SystemExit(f"--deeplab2 must be a folder named deeplab2, received {path!r}")
-  if not os.path.exists(os.path.join(path, "config_pb2.py")):
-    protos = sorted(os.path.join("deeplab2", f) for f in os.listdir(path)
-                    if f.endswith(".proto"))
-    subprocess.run([sys.executable, "-m", "grpc_tools.protoc", "-I.", "--python_out=."]
-                   + protos, cwd=os.path.dirname(path), check=True)
-  sys.path.insert(0, os.path.dirname(path))
-
-
 def _config(deeplab2_path, name, se):
-  from google.protobuf import text_format  # pylint: disable=import-outside-toplevel
-  from deeplab2 import config_pb2  # pylint: disable=import-outside-toplevel
-  with open(os.path.join(deeplab2_path, "configs", "cityscapes", name + ".textproto")) as f:
-    text = f.read().replace("${", "X").replace('}"', '"')
-  config = text_format.Parse(text, config_pb2.ExperimentOptions())
+  config = cityscapes_config(deeplab2_path, name)
   model = config.model_options
   model.backbone.stem_width_multiplier = WIDTH
   model.backbone.backbone_width_multiplier = WIDTH
@@ -78,25 +62,6 @@ def _config(deeplab2_path, name, se):
   pd.instance.regression_head.head_channels = DECODER["instance_head"]
   config.train_dataset_options.crop_size[:] = list(SIZE)
   return config
-
-
-def _randomise(variables, rng):
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  for variable in variables:
-    shape = variable.shape.as_list()
-    name = variable.name
-    if "moving_variance" in name:
-      value = rng.uniform(0.5, 1.5, shape)
-    elif "gamma" in name:
-      value = rng.uniform(0.5, 1.5, shape)
-    elif "moving_mean" in name or "beta" in name or "bias" in name:
-      value = rng.normal(0.0, 0.1, shape)
-    elif "embeddings" in name:
-      value = rng.normal(0.0, 1.0, shape)
-    else:
-      fan_in = int(np.prod(shape[:-1])) if len(shape) > 1 else 1
-      value = rng.normal(0.0, 1.0 / np.sqrt(max(fan_in, 1)), shape)
-    variable.assign(tf.cast(value, variable.dtype))
 
 
 def _save_trainer_checkpoint(items, directory, optimizer=True):
@@ -124,7 +89,7 @@ def _panoptic_fixture(deeplab2_path, name, config_name, se, out, rng):
   model = deeplab.DeepLab(config, dataset.CITYSCAPES_PANOPTIC_INFORMATION)
   image = rng.uniform(0, 255, (1, *SIZE, 3)).astype(np.float32)
   model(tf.constant(image), training=False)
-  _randomise(model.variables, rng)
+  randomise(model.variables, rng)
   outputs = model(tf.constant(image), training=False)
   directory = os.path.join(out, name)
   shutil.rmtree(directory, ignore_errors=True)
@@ -152,7 +117,7 @@ def _imagenet_fixture(image, out, rng):
       bn_layer=tf.keras.layers.BatchNormalization)
   normalised = tf.constant(image) / 127.5 - 1.0
   encoder(normalised, training=False)
-  _randomise(encoder.variables, rng)
+  randomise(encoder.variables, rng)
   features = encoder(normalised, training=False)
   directory = os.path.join(out, "imagenet_swidernet_sac")
   shutil.rmtree(directory, ignore_errors=True)
@@ -175,7 +140,7 @@ def main(argv=None):
   args = parser.parse_args(argv)
   if os.environ.get("TF_USE_LEGACY_KERAS") != "1":
     raise SystemExit("run with TF_USE_LEGACY_KERAS=1 (deeplab2 builds on tf.keras)")
-  _import_deeplab2(args.deeplab2)
+  import_deeplab2(args.deeplab2)
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   tf.keras.utils.set_random_seed(0)
   os.makedirs(args.out, exist_ok=True)

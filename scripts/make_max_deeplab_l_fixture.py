@@ -31,7 +31,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # pylint: disable=wrong-import-position
-from make_deeplab2_fixtures import _import_deeplab2, _randomise  # noqa: E402
+from deeplab2_source import import_deeplab2, randomise  # noqa: E402
 
 SIZE = (65, 97)        # odd, non-square: corner-aligned resizing, both axes differ
 WIDTH = 1 / 32
@@ -49,7 +49,7 @@ def main(argv=None):
   args = parser.parse_args(argv)
   if os.environ.get("TF_USE_LEGACY_KERAS") != "1":
     raise SystemExit("run with TF_USE_LEGACY_KERAS=1 (deeplab2 builds on tf.keras)")
-  _import_deeplab2(args.deeplab2)
+  import_deeplab2(args.deeplab2)
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from deeplab2.model.encoder import axial_resnet_instances  # pylint: disable=import-outside-toplevel
   tf.keras.utils.set_random_seed(0)
@@ -61,7 +61,7 @@ def main(argv=None):
   image = rng.uniform(0, 255, (1, *SIZE, 3)).astype(np.float32)
   normalised = tf.constant(image) / 127.5 - 1.0
   encoder(normalised, training=False)
-  _randomise(encoder.variables, rng)
+  randomise(encoder.variables, rng)
   features = encoder(normalised, training=False)
   shutil.rmtree(args.out, ignore_errors=True)
   os.makedirs(args.out)
