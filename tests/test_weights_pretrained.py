@@ -256,3 +256,26 @@ def test_readme_lists_every_release():
   with open(os.path.join(root, "README.md")) as f:
     readme = f.read()
   assert zoo.table() in readme, "README's zoo table is stale: run scripts/zoo_table.py"
+
+
+def test_converted_classifier_loads_headless_and_rejects_another_width(tmp_path):
+  """convert() of a ResNeSt file, then weights=<dir> with include_top=False drops the
+  classifier (and only it); another width is an error that leaves the model as it was."""
+  source = os.path.join(fx.DATA, "timm_resnest", "resnest26_2s1x64d.safetensors")
+  tiny = dict(width_multiplier=1 / 16, num_classes=7)
+  out = str(tmp_path / "resnest26")
+  report = api.convert("resnest26", source, out, converter="timm_resnest", **tiny)
+  assert report["tensors_used"] == report["tensors_present"] == report["variables"]
+  headless = create_model("resnest26", weights=out, include_top=False, **tiny)
+  direct = create_model("resnest26", include_top=False, **tiny)
+  plan = api.load_source(direct, source)
+  assert plan.dropped == ["fc.bias", "fc.weight"]
+  image = np.random.RandomState(0).uniform(0, 255, (1, 64, 64, 3)).astype(np.float32)
+  for key, value in direct(image, training=False).items():
+    np.testing.assert_array_equal(headless(image, training=False)[key], value, err_msg=key)
+  wider = create_model("resnest26", width_multiplier=1 / 8, num_classes=7)
+  before = [w.copy() for w in wider.get_weights()]
+  with pytest.raises(mapping.WeightsMismatchError, match="do not fit"):
+    api.load_weights(wider, out)
+  for old, new in zip(before, wider.get_weights()):
+    np.testing.assert_array_equal(old, new)

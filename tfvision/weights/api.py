@@ -130,17 +130,10 @@ def load_converted(model, path, fresh: bool = False) -> mapping.Plan:
   classifier, for `include_top=False`); anything else that does not fit is an error.
   """
   metadata = _read_metadata(path)
+  from tfvision.export.checkpoint import restore_checkpoint  # pylint: disable=import-outside-toplevel
   source_model = get_preset(metadata["preset"]).build(**metadata["arguments"])
-  prefix = tf.train.latest_checkpoint(path)
-  if prefix is None:
-    raise ValueError(f"converted weights without a checkpoint, received path={path!r}")
-  status = tf.train.Checkpoint(model=source_model).read(prefix)
-  try:
-    status.assert_existing_objects_matched()
-  except AssertionError as error:
-    raise ValueError(f"the converted weights do not restore their own model "
-                     f"({str(error).splitlines()[0]}); convert again, received "
-                     f"path={path!r}") from None
+  # The exporters' strict restore: every variable of the weights' own model is read.
+  restore_checkpoint(source_model, path)
   arrays = {name: variable.numpy()
             for name, variable in mapping.named_variables(source_model).items()}
   layers = {layer.name for layer in model.layers}
