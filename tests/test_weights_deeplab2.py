@@ -1,14 +1,12 @@
 """deeplab2 checkpoints: parity on fixtures written by deeplab2, coverage, bad input."""
 import re
 import shutil
-import tarfile
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from tests import weights_fixtures as fx
-from tfvision.models import create_model, get_preset
+from tfvision.models import get_preset
 from tfvision.weights import WeightsMismatchError, api, deeplab2, mapping
 
 PANOPTIC_OUTPUTS = ("semantic_logits", "center_heatmap", "offsets")
@@ -18,13 +16,19 @@ def _weights(model):
   return [w.copy() for w in model.get_weights()]
 
 
-def test_panoptic_swidernet_sac_se_matches_deeplab2():
-  model = fx.panoptic_swidernet_sac_se()
-  plan = api.load_source(model, fx.PANOPTIC)
-  reference = fx.outputs(fx.PANOPTIC)
+def _load_and_compare(model, path):
+  """Loads a panoptic fixture; its three outputs within 1e-5 of deeplab2's. The plan."""
+  plan = api.load_source(model, path)
+  reference = fx.outputs(path)
   got = model(reference["image"], training=False)
   for key in PANOPTIC_OUTPUTS:
     assert fx.relative_error(got[key], reference[key]) < 1e-5, key
+  return plan
+
+
+def test_panoptic_swidernet_sac_se_matches_deeplab2():
+  model = fx.panoptic_swidernet_sac_se()
+  plan = _load_and_compare(model, fx.PANOPTIC)
   # Every checkpoint tensor fills exactly one variable; the rest is optimizer state.
   used, present = plan.coverage
   assert used == present == len(model.weights)
@@ -35,11 +39,7 @@ def test_panoptic_swidernet_sac_se_matches_deeplab2():
 
 def test_axial_max_deeplab_s_from_tar_gz_matches_deeplab2():
   model = fx.axial_max_deeplab_s()
-  plan = api.load_source(model, fx.AXIAL_TAR)
-  reference = fx.outputs(fx.AXIAL_TAR)
-  got = model(reference["image"], training=False)
-  for key in PANOPTIC_OUTPUTS:
-    assert fx.relative_error(got[key], reference[key]) < 1e-5, key
+  plan = _load_and_compare(model, fx.AXIAL_TAR)
   used, present = plan.coverage
   # The stacked retrieved-output norms fill two tfvision norms each.
   assert used == present
@@ -96,7 +96,7 @@ def test_another_architecture_names_the_tensors_that_do_not_fit():
 
 
 def test_another_width_lists_shapes_and_loads_nothing():
-  model = api.get_preset("panoptic_deeplab_swidernet_sac_1_1_1_os16").build_tiny()
+  model = get_preset("panoptic_deeplab_swidernet_sac_1_1_1_os16").build_tiny()
   before = _weights(model)
   with pytest.raises(WeightsMismatchError, match=r"(?s)do not fit.*\(3, 3, 3, 4\) <- \S+ \(3, 3, 3, 2\)"):
     api.load_source(model, fx.PANOPTIC)

@@ -11,7 +11,6 @@ import threading
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from tests import weights_fixtures as fx
 from tfvision import export

@@ -12,7 +12,6 @@ model was built with, the source file and the mapping's coverage). The cache liv
 `$TFVISION_HOME` (default `~/.cache/tfvision`): `downloads/` keeps the authors' files,
 `weights/<preset>/<alias>/` the converted ones; neither is fetched or converted twice.
 """
-import dataclasses
 import json
 import os
 import shutil
@@ -20,10 +19,9 @@ import tempfile
 import time
 from typing import Any, Dict, Mapping, Optional
 
-import numpy as np
 import tensorflow as tf
 
-from tfvision.models.registry import Preset, Release, get_preset
+from tfvision.models.registry import Release, get_preset, list_models
 from tfvision.weights import download as download_lib
 from tfvision.weights import mapping
 
@@ -79,9 +77,8 @@ def release_of(name: str, alias: str) -> Release:
 
 def released_presets() -> Dict[str, Dict[str, Release]]:
   """Preset name -> its releases, for every preset with released weights."""
-  from tfvision.models.registry import _PRESETS, _ensure_families_imported  # pylint: disable=import-outside-toplevel
-  _ensure_families_imported()
-  return {name: dict(preset.weights) for name, preset in _PRESETS.items() if preset.weights}
+  presets = {name: get_preset(name) for name in list_models()}
+  return {name: dict(preset.weights) for name, preset in presets.items() if preset.weights}
 
 
 def load_source(model, path, converter: Optional[str] = None,
